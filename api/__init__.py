@@ -1,0 +1,1 @@
+"""HTTP API: views that return cached bytes."""

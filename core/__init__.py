@@ -1,0 +1,1 @@
+"""Prewarm core: domain models, cache key schema, pure payload builders, settings."""

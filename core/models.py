@@ -1,0 +1,131 @@
+"""Domain models: who may watch which channel where, and what is on."""
+import zoneinfo
+
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+
+code_validator = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$", "Use 1-32 letters, digits, '-', '_' or '.'")
+
+
+def validate_timezone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"{value!r} is not an IANA time zone") from None
+
+
+class Region(models.Model):
+    code = models.CharField(max_length=32, unique=True, validators=[code_validator])
+    name = models.CharField(max_length=100)
+    timezone = models.CharField(max_length=64, validators=[validate_timezone], default="UTC")
+
+    def __str__(self):
+        return self.code
+
+
+class Isp(models.Model):
+    code = models.CharField(max_length=32, unique=True, validators=[code_validator])
+    name = models.CharField(max_length=100)
+
+    def __str__(self):
+        return self.code
+
+
+class Plan(models.Model):
+    code = models.CharField(max_length=32, unique=True, validators=[code_validator])
+    name = models.CharField(max_length=100)
+
+    def __str__(self):
+        return self.code
+
+
+class Channel(models.Model):
+    code = models.CharField(max_length=32, unique=True, validators=[code_validator])
+    name = models.CharField(max_length=100)
+    number = models.PositiveIntegerField(unique=True)
+    # No plan at all means the channel is free to anyone licensed in the region.
+    plans = models.ManyToManyField(Plan, blank=True, related_name="channels")
+
+    class Meta:
+        ordering = ["number"]
+
+    def __str__(self):
+        return f"{self.number} {self.code}"
+
+
+class Licence(models.Model):
+    """Rights to show a channel in a region, optionally for some ISPs only and for a time."""
+
+    ISP_ANY = "any"
+    ISP_ALLOW = "allow"
+    ISP_DENY = "deny"
+    ISP_MODES = [(ISP_ANY, "any ISP"), (ISP_ALLOW, "only the listed ISPs"), (ISP_DENY, "all but the listed ISPs")]
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="licences")
+    region = models.ForeignKey(Region, on_delete=models.CASCADE, related_name="licences")
+    isp_mode = models.CharField(max_length=8, choices=ISP_MODES, default=ISP_ANY)
+    isps = models.ManyToManyField(Isp, blank=True, related_name="licences")
+    valid_from = models.DateTimeField(null=True, blank=True)
+    valid_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["region", "channel"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(valid_from__isnull=True)
+                | models.Q(valid_until__isnull=True)
+                | models.Q(valid_until__gt=models.F("valid_from")),
+                name="licence_window_ordered",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.channel.code}@{self.region.code}"
+
+
+class Profile(models.Model):
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="profiles")
+    isp = models.ForeignKey(Isp, on_delete=models.PROTECT, related_name="profiles")
+
+    def __str__(self):
+        return f"profile {self.pk}"
+
+
+class Subscription(models.Model):
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="subscriptions")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
+    starts_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["expires_at"]), models.Index(fields=["starts_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=models.F("starts_at")),
+                name="subscription_window_ordered",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.profile_id}:{self.plan.code}"
+
+
+class Programme(models.Model):
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="programmes")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    title = models.CharField(max_length=200)
+    synopsis = models.TextField(blank=True)
+    genre = models.CharField(max_length=40, blank=True)
+    age_rating = models.CharField(max_length=8, blank=True)
+
+    class Meta:
+        ordering = ["channel", "starts_at"]
+        indexes = [models.Index(fields=["channel", "starts_at"]), models.Index(fields=["starts_at"])]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(ends_at__gt=models.F("starts_at")), name="programme_window_ordered")
+        ]
+
+    def __str__(self):
+        return self.title

@@ -1,0 +1,1 @@
+"""Beat schedules and scheduled event warm-ups."""
