@@ -1,0 +1,158 @@
+"""docker-compose.yml describes the production-like topology the spec asks for (§6, §7)."""
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from core.settings import DEV_SECRET_KEY
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+PROCFILE = ROOT / "Procfile"
+DOCKERFILE = ROOT / "Dockerfile"
+
+APP_SERVICES = ("web", "worker", "beat", "relay")
+SHARED_ENV = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "SECRET_KEY", "PREWARM_KEY_PREFIX")
+REQUIRED_SECRET = re.compile(r"^\$\{SECRET_KEY:\?[^}]*\}$")
+
+
+@pytest.fixture(scope="module")
+def services():
+    # safe_load resolves the `<<: *app` merge keys the way Compose does.
+    return yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+
+
+def command(service) -> str:
+    cmd = service["command"]
+    return " ".join(cmd) if isinstance(cmd, list) else cmd
+
+
+def test_topology_has_every_service(services):
+    assert {"postgres", "redis", "migrate", *APP_SERVICES} <= set(services)
+
+
+def test_redis_is_a_bounded_lru_cache(services):
+    redis = services["redis"]
+    assert redis["image"].startswith("redis:7")
+    args = redis["command"]
+    assert args[args.index("--maxmemory-policy") + 1] == "allkeys-lru"
+    assert re.fullmatch(r"\d+[kmg]b", args[args.index("--maxmemory") + 1])
+    assert args[args.index("--save") + 1] == ""
+    assert args[args.index("--appendonly") + 1] == "no"
+
+
+def test_broker_is_not_the_evicting_cache(services):
+    broker_url = services["worker"]["environment"]["CELERY_BROKER_URL"]
+    host = re.match(r"redis://([^:/]+)", broker_url).group(1)
+    assert host != "redis", "allkeys-lru on the cache would evict queued tasks"
+    assert "allkeys-lru" not in command(services[host])
+
+
+def test_postgres_image_and_volume(services):
+    postgres = services["postgres"]
+    assert re.fullmatch(r"postgres:1[78](\..*)?", postgres["image"])
+    assert postgres["volumes"]
+
+
+def test_app_services_share_one_definition(services):
+    first = services[APP_SERVICES[0]]
+    for name in APP_SERVICES + ("migrate",):
+        svc = services[name]
+        assert svc["build"] == first["build"], name
+        assert svc["image"] == first["image"], name
+        assert svc["environment"] == first["environment"], name
+    for key in SHARED_ENV:
+        assert first["environment"].get(key), key
+    assert first["environment"]["DATABASE_URL"].startswith("postgres://")
+    assert first["environment"]["DATABASE_URL"].endswith("@postgres:5432/prewarm")
+    assert first["environment"]["REDIS_URL"].startswith("redis://redis:6379/")
+
+
+def test_commands(services):
+    assert command(services["web"]).startswith("granian --interface wsgi ")
+    assert command(services["web"]).endswith(" core.wsgi:application")
+    assert "--port 8000" in command(services["web"])
+    worker = command(services["worker"])
+    assert worker.startswith("celery -A workers worker")
+    queues = worker.split("-Q ", 1)[1].split()[0].split(",")
+    assert set(queues) == {"invalidate", "warmup"}
+    assert command(services["beat"]).startswith("celery -A workers beat")
+    assert command(services["relay"]) == "python manage.py relay"
+    assert command(services["migrate"]).startswith("python manage.py migrate")
+    assert services["migrate"]["restart"] == "no"
+    assert "8000:8000" in services["web"]["ports"]
+
+
+def test_healthchecks(services):
+    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+    assert "redis-cli ping" in " ".join(services["redis"]["healthcheck"]["test"])
+    assert "/healthz" in " ".join(services["web"]["healthcheck"]["test"])
+
+
+def test_start_order(services):
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in APP_SERVICES:
+        deps = services[name]["depends_on"]
+        assert deps["postgres"]["condition"] == "service_healthy", name
+        assert deps["redis"]["condition"] == "service_healthy", name
+        assert deps["migrate"]["condition"] == "service_completed_successfully", name
+
+
+def test_no_service_runs_with_the_dev_secret(services):
+    for name, svc in services.items():
+        env = svc.get("environment") or {}
+        if isinstance(env, list):
+            env = dict(item.split("=", 1) for item in env)
+        assert DEV_SECRET_KEY not in str(svc), name
+        for flag in ("PREWARM_DEV", "PREWARM_DEBUG"):
+            assert str(env.get(flag, "")).lower() not in {"1", "true", "yes", "on"}, (name, flag)
+        if "SECRET_KEY" in env:
+            assert REQUIRED_SECRET.match(env["SECRET_KEY"]), f"{name}: SECRET_KEY must be required, no default"
+
+
+def test_every_procfile_process_has_a_service(services):
+    if not PROCFILE.exists():
+        pytest.skip("no Procfile in the repository yet")
+    names = [
+        line.split(":", 1)[0].strip()
+        for line in PROCFILE.read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert names
+    assert set(names) <= set(services)
+
+
+def test_dockerfile_runs_unprivileged_with_settings():
+    text = DOCKERFILE.read_text()
+    assert text.startswith("#") and "FROM python:3.11-slim" in text
+    assert "DJANGO_SETTINGS_MODULE=core.settings" in text
+    assert "pip install ." in text
+    assert re.search(r"^USER (?!root)\S+", text, re.M)
+    assert DEV_SECRET_KEY not in text
+
+
+def run_compose_config(env):
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip("docker-compose binary not on PATH (Debian package docker-compose)")
+    return subprocess.run(
+        [binary, "-f", str(COMPOSE_FILE), "config", "-q"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_docker_compose_validates_the_file():
+    env = {**os.environ, "SECRET_KEY": "compose-test-not-secret"}
+    result = run_compose_config(env)
+    assert result.returncode == 0, result.stderr
+
+
+def test_docker_compose_refuses_a_missing_secret():
+    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    result = run_compose_config(env)
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
