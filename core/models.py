@@ -1,9 +1,11 @@
 """Domain models: who may watch which channel where, and what is on."""
 import zoneinfo
 
+from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models.functions import Now
 
 code_validator = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$", "Use 1-32 letters, digits, '-', '_' or '.'")
 
@@ -19,6 +21,9 @@ class Region(models.Model):
     code = models.CharField(max_length=32, unique=True, validators=[code_validator])
     name = models.CharField(max_length=100)
     timezone = models.CharField(max_length=64, validators=[validate_timezone], default="UTC")
+    # Bumped by a trigger whenever anything behind this region's entitlement classes
+    # changes (licences, channel packages); cached class entries carry it.
+    version = models.BigIntegerField(default=1, db_default=1, editable=False)
 
     def __str__(self):
         return self.code
@@ -46,6 +51,8 @@ class Channel(models.Model):
     number = models.PositiveIntegerField(unique=True)
     # No plan at all means the channel is free to anyone licensed in the region.
     plans = models.ManyToManyField(Plan, blank=True, related_name="channels")
+    # Bumped by a trigger on every change to the channel or its programmes (EPG fragments).
+    epg_version = models.BigIntegerField(default=1, db_default=1, editable=False)
 
     class Meta:
         ordering = ["number"]
@@ -87,6 +94,9 @@ class Licence(models.Model):
 class Profile(models.Model):
     region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="profiles")
     isp = models.ForeignKey(Isp, on_delete=models.PROTECT, related_name="profiles")
+    # Bumped by a trigger on every change to the profile or its subscriptions, so a
+    # rebuild that read older rows can never overwrite a newer cache entry.
+    version = models.BigIntegerField(default=1, db_default=1, editable=False)
 
     def __str__(self):
         return f"profile {self.pk}"
@@ -129,3 +139,18 @@ class Programme(models.Model):
 
     def __str__(self):
         return self.title
+
+
+class OutboxEvent(models.Model):
+    """Written by Postgres triggers in the changing transaction; drained by `manage.py relay`."""
+
+    kind = models.CharField(max_length=16)
+    ids = ArrayField(models.BigIntegerField())
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "prewarm_outbox"
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.kind}:{len(self.ids)}"

@@ -1,0 +1,61 @@
+"""The cache key schema: one function per key family, all under one prefix.
+
+Every key is `<PREWARM_KEY_PREFIX>:<SCHEMA>:...`. Bump SCHEMA when a payload's shape
+changes so old and new code never read each other's bytes. Keys read together share a
+Redis Cluster hash tag (the part in braces).
+"""
+from django.conf import settings
+
+SCHEMA = "v1"
+
+
+def prefix() -> str:
+    return f"{settings.PREWARM_KEY_PREFIX}:{SCHEMA}"
+
+
+def profile_key(profile_id: int) -> str:
+    """Hash: region, isp, tz, subscriptions, class, version, built_at, valid_until."""
+    return f"{prefix()}:profile:{profile_id}"
+
+
+def class_key(class_id: str) -> str:
+    """Hash: what one entitlement class may watch, and why not the rest."""
+    return f"{prefix()}:class:{class_id}"
+
+
+def region_classes_key(region_code: str) -> str:
+    """Set of class ids seen in a region: what a licence change there must rebuild."""
+    return f"{prefix()}:classes:{region_code}"
+
+
+def epg_fragment_key(tz: str, day: str, channel_id: int) -> str:
+    """Hash: one channel's programmes for one local day, as JSON bytes.
+
+    All fragments of a (timezone, day) share a hash tag: one EPG reads them together.
+    """
+    return f"{prefix()}:epg:{{{tz}|{day}}}:{channel_id}"
+
+
+def epg_channels_key(tz: str, day: str) -> str:
+    """Set of channel ids with a fragment for (timezone, day), in the fragments' slot."""
+    return f"{prefix()}:epg:{{{tz}|{day}}}:channels"
+
+
+def dirty_key(kind: str) -> str:
+    """Hash id -> claim time: entries with a rebuild queued (coalescing)."""
+    return f"{prefix()}:dirty:{kind}"
+
+
+def lag_key() -> str:
+    """Hash: invalidation lag histogram buckets, count and sum."""
+    return f"{prefix()}:metrics:lag"
+
+
+def counters_key() -> str:
+    """Hash: rebuild and event counters for /metrics."""
+    return f"{prefix()}:metrics:counters"
+
+
+def invalidation_channel() -> str:
+    """Pub/sub channel on which workers announce rewritten shared entries."""
+    return f"{prefix()}:invalidations"
