@@ -118,3 +118,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("PREWARM_LOG_LEVEL", "INFO")},
 }
+
+# Local days of programme guide kept warm after today (yesterday and today always are).
+PREWARM_EPG_DAYS_AHEAD = env_int("PREWARM_EPG_DAYS_AHEAD", 2)

@@ -1,0 +1,178 @@
+"""Rebuild services: read fresh rows, build entries, write them versioned. Used by workers and
+by views on a miss; each call costs one query set and one Redis pipeline per family."""
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import orjson
+from django.conf import settings
+
+from . import keys, selectors
+from .builders import Entry, build_class, build_epg_fragment, build_profile, epoch_ms, profile_class
+from .cache_store import Store
+from .entitlement import EntitlementClass
+from .redis_conn import client
+
+SEP = "\x1f"
+
+
+@dataclass
+class Outcome:
+    written: int = 0
+    refused: int = 0  # an entry already held newer data
+    deleted: int = 0
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@functools.cache
+def _store_for(redis_client) -> Store:
+    return Store(redis_client)
+
+
+def store() -> Store:
+    return _store_for(client())
+
+
+def class_member(cls: EntitlementClass) -> str:
+    """How a class is remembered in its region's set: enough to rebuild it."""
+    return cls.isp + SEP + "+".join(sorted(cls.plans))
+
+
+def class_from_member(region: str, member: bytes | str) -> EntitlementClass:
+    text = member.decode() if isinstance(member, bytes) else member
+    isp, _, plans = text.partition(SEP)
+    return EntitlementClass(region, isp, frozenset(p for p in plans.split("+") if p))
+
+
+def _tally(outcome: Outcome, results: list[bool]) -> Outcome:
+    outcome.written += sum(results)
+    outcome.refused += len(results) - sum(results)
+    return outcome
+
+
+def _count(family: str, outcome: Outcome) -> None:
+    pipe = client().pipeline(transaction=False)
+    pipe.hincrby(keys.counters_key(), f"rebuilds:{family}", outcome.written)
+    pipe.hincrby(keys.counters_key(), f"refused:{family}", outcome.refused)
+    pipe.hincrby(keys.counters_key(), f"deleted:{family}", outcome.deleted)
+    pipe.execute()
+
+
+def rebuild_profiles(ids: Iterable[int], *, now: datetime | None = None) -> Outcome:
+    ids = set(ids)
+    now = now or utcnow()
+    built = epoch_ms(now)
+    facts = selectors.profile_facts(ids)
+    entries = {pid: build_profile(f, now) for pid, f in facts.items()}
+    outcome = _tally(Outcome(), store().write_many(((keys.profile_key(p), e) for p, e in entries.items()), built))
+    gone = ids - facts.keys()
+    store().tombstone_many((keys.profile_key(p) for p in gone), built)
+    outcome.deleted = len(gone)
+    _ensure_classes({profile_class(f, now) for f in facts.values()}, now)
+    _count("profile", outcome)
+    return outcome
+
+
+def _ensure_classes(classes: set[EntitlementClass], now: datetime) -> None:
+    """Register each class in its region's set and build the ones Redis does not hold."""
+    if not classes:
+        return
+    ordered = sorted(classes, key=lambda c: c.id)
+    pipe = client().pipeline(transaction=False)
+    for cls in ordered:
+        pipe.sadd(keys.region_classes_key(cls.region), class_member(cls))
+        pipe.exists(keys.class_key(cls.id))
+    found = pipe.execute()[1::2]
+    missing = [cls for cls, exists in zip(ordered, found) if not exists]
+    by_region: dict[str, list[EntitlementClass]] = defaultdict(list)
+    for cls in missing:
+        by_region[cls.region].append(cls)
+    for region_code, region_classes in by_region.items():
+        head = selectors.region_by_code(region_code)
+        if head is not None:
+            _write_classes(head, region_classes, now)
+
+
+def _write_classes(head: tuple[int, str, str, int], classes: list[EntitlementClass], now: datetime) -> Outcome:
+    region_id, _code, tz, version = head  # version first: the rows below are at least as new
+    channels = selectors.channels()
+    licences = selectors.licences([region_id])
+    entries = [(keys.class_key(c.id), build_class(c, tz, version, channels, licences, now)) for c in classes]
+    outcome = _tally(Outcome(), store().write_many(entries, epoch_ms(now)))
+    _announce([key for key, _ in entries])
+    return outcome
+
+
+def rebuild_regions(region_ids: Iterable[int] | None = None, *, now: datetime | None = None) -> Outcome:
+    """Rebuild every known entitlement class of the regions: work per class, not per viewer."""
+    now = now or utcnow()
+    total = Outcome()
+    for head in selectors.region_heads(None if region_ids is None else set(region_ids)):
+        members = client().smembers(keys.region_classes_key(head[1]))
+        classes = [class_from_member(head[1], m) for m in members]
+        if classes:
+            outcome = _write_classes(head, classes, now)
+            total.written += outcome.written
+            total.refused += outcome.refused
+    _count("class", total)
+    return total
+
+
+def epg_days(tz: str, now: datetime) -> list:
+    """The local days kept warm in a time zone: yesterday .. today + PREWARM_EPG_DAYS_AHEAD."""
+    today = now.astimezone(ZoneInfo(tz)).date()
+    return [today + timedelta(days=d) for d in range(-1, settings.PREWARM_EPG_DAYS_AHEAD + 1)]
+
+
+def rebuild_epg(channel_ids: Iterable[int], *, now: datetime | None = None) -> Outcome:
+    """Rewrite the EPG fragments of these channels for every kept (time zone, day)."""
+    ids = set(channel_ids)
+    now = now or utcnow()
+    built = epoch_ms(now)
+    heads = selectors.channel_heads(ids)  # versions first
+    windows = [(tz, day) for tz in selectors.timezones() for day in epg_days(tz, now)]
+    if not windows:
+        return Outcome()
+    start = now - timedelta(days=3)
+    end = now + timedelta(days=settings.PREWARM_EPG_DAYS_AHEAD + 3)
+    progs = selectors.programmes([c.id for c, _ in heads], start, end)
+    entries = []
+    for channel, version in heads:
+        for tz, day in windows:
+            frag = build_epg_fragment(channel, progs.get(channel.id, ()), day, tz)
+            entries.append((keys.epg_fragment_key(tz, day.isoformat(), channel.id), _fragment_entry(version, frag)))
+    outcome = _tally(Outcome(), store().write_many(entries, built))
+    gone = ids - {c.id for c, _ in heads}
+    pipe = client().pipeline(transaction=False)
+    for tz, day in windows:
+        day_s = day.isoformat()
+        if heads:
+            pipe.sadd(keys.epg_channels_key(tz, day_s), *[c.id for c, _ in heads])
+        if gone:
+            pipe.srem(keys.epg_channels_key(tz, day_s), *gone)
+    pipe.execute()
+    store().tombstone_many(
+        (keys.epg_fragment_key(tz, day.isoformat(), cid) for cid in gone for tz, day in windows), built
+    )
+    outcome.deleted = len(gone)
+    _announce([key for key, _ in entries] + [keys.epg_fragment_key(tz, d.isoformat(), c) for c in gone for tz, d in windows])
+    _count("epg", outcome)
+    return outcome
+
+
+def _fragment_entry(version: int, frag: bytes) -> Entry:
+    return Entry(version, {"data": frag})
+
+
+def _announce(changed_keys: list[str]) -> None:
+    """Tell in-process caches which shared entries changed."""
+    if changed_keys:
+        client().publish(keys.invalidation_channel(), orjson.dumps(changed_keys))

@@ -1,0 +1,106 @@
+"""Reads from Postgres into builder facts. Versions are read before the rows they cover,
+so the data a rebuild sees is never older than the version it writes."""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db import connection
+
+from .builders import ChannelFacts, ProfileFacts, ProgrammeFacts
+from .entitlement import LicenceRule, SubscriptionTerm
+
+
+def _rows(sql: str, params=()) -> list[tuple]:
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+def profile_facts(ids: Iterable[int]) -> dict[int, ProfileFacts]:
+    """Facts for the given profile ids; ids with no row are simply absent."""
+    ids = sorted(set(ids))
+    if not ids:
+        return {}
+    heads = _rows(
+        """SELECT p.id, p.version, r.code, i.code, r.timezone
+             FROM core_profile p JOIN core_region r ON r.id = p.region_id JOIN core_isp i ON i.id = p.isp_id
+            WHERE p.id = ANY(%s)""",
+        [ids],
+    )
+    subs: dict[int, list[SubscriptionTerm]] = defaultdict(list)
+    for profile_id, plan, starts_at, expires_at in _rows(
+        """SELECT s.profile_id, pl.code, s.starts_at, s.expires_at
+             FROM core_subscription s JOIN core_plan pl ON pl.id = s.plan_id
+            WHERE s.profile_id = ANY(%s)""",
+        [ids],
+    ):
+        subs[profile_id].append(SubscriptionTerm(plan, starts_at, expires_at))
+    return {
+        pid: ProfileFacts(pid, version, region, isp, tz, tuple(subs.get(pid, ())))
+        for pid, version, region, isp, tz in heads
+    }
+
+
+def region_heads(ids: Iterable[int] | None = None) -> list[tuple[int, str, str, int]]:
+    """(id, code, timezone, version) of the given regions, or of all."""
+    if ids is None:
+        return _rows("SELECT id, code, timezone, version FROM core_region ORDER BY id")
+    return _rows("SELECT id, code, timezone, version FROM core_region WHERE id = ANY(%s) ORDER BY id", [list(ids)])
+
+
+def region_by_code(code: str) -> tuple[int, str, str, int] | None:
+    rows = _rows("SELECT id, code, timezone, version FROM core_region WHERE code = %s", [code])
+    return rows[0] if rows else None
+
+
+def channels() -> list[ChannelFacts]:
+    plans: dict[int, set[str]] = defaultdict(set)
+    for channel_id, plan in _rows(
+        "SELECT cp.channel_id, p.code FROM core_channel_plans cp JOIN core_plan p ON p.id = cp.plan_id"
+    ):
+        plans[channel_id].add(plan)
+    return [
+        ChannelFacts(cid, code, name, number, frozenset(plans.get(cid, ())))
+        for cid, code, name, number in _rows("SELECT id, code, name, number FROM core_channel ORDER BY number")
+    ]
+
+
+def licences(region_ids: Iterable[int]) -> list[LicenceRule]:
+    rows = _rows(
+        """SELECT c.code, r.code, l.isp_mode, l.valid_from, l.valid_until,
+                  COALESCE(array_agg(i.code) FILTER (WHERE i.code IS NOT NULL), '{}')
+             FROM core_licence l
+             JOIN core_channel c ON c.id = l.channel_id
+             JOIN core_region r ON r.id = l.region_id
+             LEFT JOIN core_licence_isps li ON li.licence_id = l.id
+             LEFT JOIN core_isp i ON i.id = li.isp_id
+            WHERE l.region_id = ANY(%s)
+            GROUP BY l.id, c.code, r.code""",
+        [list(region_ids)],
+    )
+    return [LicenceRule(ch, rg, mode, frozenset(isps), vf, vu) for ch, rg, mode, vf, vu, isps in rows]
+
+
+def channel_heads(ids: Iterable[int]) -> list[tuple[ChannelFacts, int]]:
+    """(facts, epg_version) for the given channel ids (plans omitted: EPG needs none)."""
+    rows = _rows("SELECT id, code, name, number, epg_version FROM core_channel WHERE id = ANY(%s)", [list(ids)])
+    return [(ChannelFacts(cid, code, name, number), version) for cid, code, name, number, version in rows]
+
+
+def programmes(channel_ids: Iterable[int], start: datetime, end: datetime) -> dict[int, list[ProgrammeFacts]]:
+    out: dict[int, list[ProgrammeFacts]] = defaultdict(list)
+    for cid, *rest in _rows(
+        """SELECT channel_id, starts_at, ends_at, title, synopsis, genre, age_rating
+             FROM core_programme
+            WHERE channel_id = ANY(%s) AND starts_at < %s AND ends_at > %s
+            ORDER BY channel_id, starts_at""",
+        [list(channel_ids), end, start],
+    ):
+        out[cid].append(ProgrammeFacts(*rest))
+    return out
+
+
+def timezones() -> list[str]:
+    return [tz for (tz,) in _rows("SELECT DISTINCT timezone FROM core_region ORDER BY 1")]

@@ -1,0 +1,94 @@
+"""The outbox relay: LISTEN for trigger NOTIFYs, drain the outbox into Celery, delete rows only
+after the broker accepted them. Several relays may run at once (FOR UPDATE SKIP LOCKED)."""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+
+import psycopg
+from django.db import connection
+
+from core.triggers import NOTIFY_CHANNEL
+
+from . import events
+
+log = logging.getLogger("prewarm.relay")
+
+BATCH_ROWS = 200
+# NOTIFY is lost while the listener is disconnected, so poll as a safety net.
+POLL_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 10.0
+
+_SELECT = """SELECT id, kind, ids, extract(epoch FROM created_at)::float8
+                FROM prewarm_outbox ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"""
+
+
+def connect() -> psycopg.Connection:
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    return psycopg.connect(**params, autocommit=True)
+
+
+def drain_once(conn: psycopg.Connection, batch_rows: int = BATCH_ROWS) -> int:
+    """Move one batch of outbox rows to Celery; returns rows relayed (0 when empty).
+
+    Raises when Redis or the broker refuses: the transaction rolls back and the rows wait.
+    """
+    with conn.transaction():
+        rows = conn.execute(_SELECT, [batch_rows]).fetchall()
+        if not rows:
+            return 0
+        grouped: dict[str, set[int]] = defaultdict(set)
+        committed: dict[str, float] = {}
+        for _id, kind, ids, created in rows:
+            grouped[kind].update(ids)
+            committed[kind] = min(created, committed.get(kind, created))
+        for kind, ids in grouped.items():
+            if kind in events.KINDS:
+                events.publish(kind, ids, committed[kind])
+            else:
+                log.error("dropping outbox rows of unknown kind %r", kind)
+        conn.execute("DELETE FROM prewarm_outbox WHERE id = ANY(%s)", [[r[0] for r in rows]])
+    return len(rows)
+
+
+def drain(conn: psycopg.Connection, batch_rows: int = BATCH_ROWS) -> int:
+    total = 0
+    while n := drain_once(conn, batch_rows):
+        total += n
+    return total
+
+
+def run(stop: threading.Event, *, batch_rows: int = BATCH_ROWS, poll: float = POLL_SECONDS) -> None:
+    """Relay until `stop` is set, surviving lost connections to Postgres, Redis or the broker."""
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            with connect() as listener, connect() as worker:
+                listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                log.info("relay listening on %s; catching up", NOTIFY_CHANNEL)
+                caught_up = drain(worker, batch_rows)
+                log.info("caught up: %d outbox rows relayed", caught_up)
+                backoff = 0.5
+                while not stop.is_set():
+                    for _ in listener.notifies(timeout=poll, stop_after=1):
+                        pass
+                    drain(worker, batch_rows)
+        except psycopg.OperationalError as exc:
+            log.warning("relay lost Postgres (%s); retrying in %.1fs", exc, backoff)
+        except Exception as exc:  # Redis or broker refused: rows stay in the outbox
+            log.warning("relay could not publish (%s: %s); outbox waits, retrying in %.1fs", type(exc).__name__, exc, backoff)
+        stop.wait(backoff)
+        backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
+
+
+def backlog(conn: psycopg.Connection) -> tuple[int, float | None]:
+    """Outbox rows waiting and the age in seconds of the oldest."""
+    count, oldest = conn.execute(
+        "SELECT count(*), extract(epoch FROM clock_timestamp() - min(created_at))::float8 FROM prewarm_outbox"
+    ).fetchone()
+    return count, oldest
+
+

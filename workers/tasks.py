@@ -1,0 +1,54 @@
+"""Celery tasks: thin wrappers that clear dirty markers, rebuild, and record lag."""
+from __future__ import annotations
+
+import logging
+
+import redis
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from core import rebuild as services
+
+from . import coalesce, events, lag
+from .app import INVALIDATE_QUEUE, WARMUP_QUEUE
+
+log = logging.getLogger(__name__)
+
+TRANSIENT = (redis.ConnectionError, redis.TimeoutError, OperationalError, InterfaceError)
+RETRY = dict(autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=60, retry_jitter=True, max_retries=30)
+
+_REBUILDERS = {
+    events.PROFILE: services.rebuild_profiles,
+    events.REGION: services.rebuild_regions,
+    events.CHANNEL: services.rebuild_epg,
+}
+
+
+@shared_task(name="prewarm.rebuild", queue=INVALIDATE_QUEUE, **RETRY)
+def rebuild(kind: str, ids: list[int], committed_at: float | None = None) -> dict:
+    """Rebuild the entries of one event batch (invalidation queue, latency first)."""
+    # Clear markers first: an event from now on queues another rebuild after this one.
+    coalesce.release(kind, ids)
+    outcome = _REBUILDERS[kind](ids)
+    lag.observe(committed_at, count=max(1, len(ids)))
+    return vars(outcome)
+
+
+@shared_task(name="prewarm.warm", queue=WARMUP_QUEUE, **RETRY)
+def warm(kind: str, ids: list[int]) -> dict:
+    """Bulk warm-up of a batch (warm-up queue: never ahead of an invalidation)."""
+    return vars(_REBUILDERS[kind](ids))
+
+
+@shared_task(name="prewarm.sweep_dirty", queue=INVALIDATE_QUEUE, **RETRY)
+def sweep_dirty() -> int:
+    """Re-queue ids marked dirty long ago whose task never came (a producer died mid-send)."""
+    sent = 0
+    for kind in events.KINDS:
+        stuck = coalesce.stale(kind)
+        if stuck:
+            log.warning("re-queueing %d stale %s markers", len(stuck), kind)
+            sent += events.publish(kind, stuck, None)
+    return sent
+
+
