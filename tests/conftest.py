@@ -1,0 +1,194 @@
+"""Shared pytest setup: which servers the tests talk to, then fixtures."""
+import os
+
+# --- Servers (owned by core/devstack.py; keep this section first) -----------------
+# pytest-django imports core.settings before this file, so DATABASE_URL, REDIS_URL and
+# PREWARM_DEV must already be in the environment: `make test` starts throw-away servers
+# and exports them (or uses the URLs you set). The key prefix is fresh per session so
+# runs sharing one Redis never see each other's keys; it is exported too, so worker and
+# relay processes started by tests use the same one.
+TEST_KEY_PREFIX = f"pwtest{os.getpid()}"
+os.environ["PREWARM_KEY_PREFIX"] = TEST_KEY_PREFIX
+
+
+def pytest_configure(config):
+    from django.conf import settings
+
+    if settings.configured:
+        settings.PREWARM_KEY_PREFIX = TEST_KEY_PREFIX
+
+
+def pytest_report_header(config):
+    from django.conf import settings
+
+    if not settings.configured:
+        return None
+    db = settings.DATABASES["default"]
+    broker = settings.CELERY_BROKER_URL.split("@")[-1]
+    return (
+        f"prewarm: postgres {db['HOST']}:{db['PORT']}/{db['NAME']}, redis {settings.REDIS_URL}, "
+        f"broker {broker}, key prefix {TEST_KEY_PREFIX}"
+    )
+
+
+# --- Fixtures -----------------------------------------------------------------------
+
+
+# --- Pipeline fixtures ----------------------------------------------------------------
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from datetime import timedelta  # noqa: E402
+from pathlib import Path  # noqa: E402
+from urllib.parse import quote  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_for(predicate, timeout=15.0, interval=0.02, message="condition"):
+    """Poll until predicate() is truthy; fail with `message` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def redis_client():
+    """The cache client, with this session's keys cleared before the test."""
+    from core import keys
+    from core.redis_conn import client
+
+    c = client()
+    for key in c.scan_iter(match=f"{keys.prefix()}:*", count=1000):
+        c.delete(key)
+    return c
+
+
+@pytest.fixture
+def catalogue(db):
+    """Two regions, three ISPs, plans and channels with licences that geoblock and restrict."""
+    from django.utils import timezone
+
+    from core.models import Channel, Isp, Licence, Plan, Region
+
+    eu = Region.objects.create(code="EU-WEST", name="Western Europe", timezone="Europe/London")
+    us = Region.objects.create(code="US-EAST", name="US East", timezone="America/New_York")
+    fibra, cheap, cable = (Isp.objects.create(code=c, name=c.title()) for c in ("fibra", "cheapnet", "cable"))
+    basic, premium, sports = (Plan.objects.create(code=c, name=c.title()) for c in ("basic", "premium", "sports"))
+    news = Channel.objects.create(code="news", name="News 24", number=1)
+    sport1 = Channel.objects.create(code="sport1", name="Sport Één", number=2)
+    sport1.plans.set([sports, premium])
+    movies = Channel.objects.create(code="movies", name="Cinéma", number=3)
+    movies.plans.set([premium])
+    local = Channel.objects.create(code="local", name="Local", number=4)
+    Licence.objects.create(channel=news, region=eu)
+    Licence.objects.create(channel=news, region=us)
+    allow = Licence.objects.create(channel=sport1, region=eu, isp_mode="allow")
+    allow.isps.set([fibra, cable])
+    deny = Licence.objects.create(channel=movies, region=eu, isp_mode="deny")
+    deny.isps.set([cheap])
+    Licence.objects.create(channel=local, region=us)
+    return dict(
+        eu=eu, us=us, fibra=fibra, cheap=cheap, cable=cable, basic=basic, premium=premium, sports=sports,
+        news=news, sport1=sport1, movies=movies, local=local, now=timezone.now(), hour=timedelta(hours=1),
+    )
+
+
+@pytest.fixture(scope="session")
+def service_env(django_db_setup):
+    """Environment for worker and relay processes: the test database, this key prefix."""
+    from django.conf import settings
+    from django.db import connection
+
+    s = connection.settings_dict
+    auth = quote(s["USER"] or "", safe="") + (":" + quote(s["PASSWORD"], safe="") if s["PASSWORD"] else "")
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}",
+        REDIS_URL=settings.REDIS_URL,
+        CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
+        PREWARM_KEY_PREFIX=settings.PREWARM_KEY_PREFIX,
+        PREWARM_DEV="1",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+class Proc:
+    """A real child process (worker or relay) with its output in a log file."""
+
+    def __init__(self, name, argv, env, tmp_path):
+        self.name, self.argv, self.env = name, argv, env
+        self.log_path = tmp_path / f"{name}.log"
+        self.popen = None
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.popen = subprocess.Popen(
+            self.argv, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        return self
+
+    def output(self):
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_output(self, text, timeout=30):
+        wait_for(lambda: text in self.output(), timeout, message=f"{text!r} in {self.name} log:\n{self.output()}")
+
+    def kill(self, sig=9):
+        if self.popen and self.popen.poll() is None:
+            os.killpg(self.popen.pid, sig)
+            self.popen.wait(timeout=30)
+
+    def stop(self):
+        if self.popen and self.popen.poll() is None:
+            os.killpg(self.popen.pid, 15)
+            try:
+                self.popen.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+def celery_argv(queues="invalidate,warmup", concurrency=2):
+    return [
+        sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues, "-c", str(concurrency),
+        "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO",
+    ]
+
+
+@pytest.fixture
+def start_proc(service_env, tmp_path):
+    """Start worker/relay processes for one test; all are stopped afterwards."""
+    procs = []
+
+    def start(name, argv=None, **env):
+        argv = argv or (celery_argv() if name.startswith("worker") else [sys.executable, "manage.py", "relay", "--poll", "0.2"])
+        proc = Proc(name, argv, {**service_env, **env}, tmp_path).start()
+        procs.append(proc)
+        if name.startswith("worker"):
+            proc.wait_for_output("ready.")
+        else:
+            proc.wait_for_output("caught up")
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.stop()
+
+
+@pytest.fixture
+def purge_queues():
+    """Empty the Celery queues so a test sees only its own tasks."""
+    from workers.app import app
+
+    with app.connection_for_write() as conn:
+        for queue in ("invalidate", "warmup"):
+            conn.default_channel.queue_purge(queue)

@@ -1,0 +1,131 @@
+"""Rebuild services against real Postgres and Redis: contents, versions, tombstones, fan-out."""
+from datetime import timedelta
+
+import orjson
+import pytest
+from django.db import connection
+
+from core import keys, rebuild, selectors
+from core.builders import build_profile, epoch_ms, profile_class
+from core.models import Licence, Profile, Programme, Subscription
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def profile_entry(redis_client, pk):
+    return {k.decode(): v for k, v in redis_client.hgetall(keys.profile_key(pk)).items()}
+
+
+def class_data(redis_client, class_id):
+    return orjson.loads(redis_client.hget(keys.class_key(class_id), "data"))
+
+
+def test_profile_entry_and_its_class(catalogue, redis_client):
+    p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
+    Subscription.objects.create(profile=p, plan=catalogue["sports"], starts_at=catalogue["now"] - catalogue["hour"])
+    rebuild.rebuild_profiles([p.pk])
+    entry = profile_entry(redis_client, p.pk)
+    assert entry["region"] == b"EU-WEST" and entry["isp"] == b"fibra" and entry["tz"] == b"Europe/London"
+    assert orjson.loads(entry["subscriptions"]) == ["sports"]
+    assert int(entry["version"]) == Profile.objects.get(pk=p.pk).version
+    data = class_data(redis_client, entry["class"].decode())
+    assert data["allowed"] == ["news", "sport1"]
+    assert data["denied"] == {"movies": "not_subscribed", "local": "geo_blocked"}
+    assert redis_client.object("encoding", keys.profile_key(p.pk)) == b"listpack"
+
+
+def test_out_of_order_rebuilds_keep_the_newer_entry(catalogue, redis_client):
+    p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
+    now = catalogue["now"]
+    stale_facts = selectors.profile_facts([p.pk])[p.pk]  # a slow rebuild reads here...
+    Subscription.objects.create(profile=p, plan=catalogue["premium"], starts_at=now - catalogue["hour"])
+    rebuild.rebuild_profiles([p.pk], now=now)  # ...a fast one reads the newer rows and writes first
+    fresh = profile_entry(redis_client, p.pk)
+    late = build_profile(stale_facts, now + timedelta(seconds=5))  # later clock, older data
+    assert rebuild.store().write_many([(keys.profile_key(p.pk), late)], epoch_ms(now + timedelta(seconds=5))) == [False]
+    assert profile_entry(redis_client, p.pk) == fresh
+    assert orjson.loads(fresh["subscriptions"]) == ["premium"]
+
+
+def test_same_version_later_build_wins_for_time_driven_changes(catalogue, redis_client):
+    p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
+    now = catalogue["now"]
+    Subscription.objects.create(profile=p, plan=catalogue["premium"], starts_at=now - catalogue["hour"], expires_at=now + catalogue["hour"])
+    rebuild.rebuild_profiles([p.pk], now=now)
+    assert orjson.loads(profile_entry(redis_client, p.pk)["subscriptions"]) == ["premium"]
+    rebuild.rebuild_profiles([p.pk], now=now + 2 * catalogue["hour"])  # no write, just time
+    assert orjson.loads(profile_entry(redis_client, p.pk)["subscriptions"]) == []
+    # and an older clock cannot bring the expired plan back
+    rebuild.rebuild_profiles([p.pk], now=now)
+    assert orjson.loads(profile_entry(redis_client, p.pk)["subscriptions"]) == []
+
+
+def test_deleted_profile_leaves_a_tombstone_a_late_rebuild_cannot_resurrect(catalogue, redis_client):
+    p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
+    pk = p.pk
+    rebuild.rebuild_profiles([pk])
+    old_facts = selectors.profile_facts([pk])[pk]
+    p.delete()
+    rebuild.rebuild_profiles([pk])
+    assert profile_entry(redis_client, pk).get("deleted") == b"1"
+    assert 0 < redis_client.ttl(keys.profile_key(pk)) <= 24 * 3600
+    late = build_profile(old_facts, catalogue["now"])
+    late = type(late)(late.version + 100, late.fields)
+    assert rebuild.store().write_many([(keys.profile_key(pk), late)], epoch_ms(catalogue["now"])) == [False]
+    assert profile_entry(redis_client, pk).get("deleted") == b"1"
+
+
+def test_licence_change_costs_work_per_class_not_per_viewer(catalogue, redis_client):
+    """100k viewers in a handful of classes: removing a licence rebuilds the classes only."""
+    eu, fibra, cheap = catalogue["eu"].pk, catalogue["fibra"].pk, catalogue["cheap"].pk
+    with connection.cursor() as cur:
+        cur.execute("SET LOCAL session_replication_role = replica")  # seed without 100k events
+        cur.execute(
+            "INSERT INTO core_profile (region_id, isp_id, version)"
+            " SELECT %s, CASE WHEN g %% 2 = 0 THEN %s ELSE %s END, 1 FROM generate_series(1, 100000) g",
+            [eu, fibra, cheap],
+        )
+        cur.execute(
+            "INSERT INTO core_subscription (profile_id, plan_id, starts_at)"
+            " SELECT id, %s, now() - interval '1 day' FROM core_profile WHERE id %% 3 = 0",
+            [catalogue["sports"].pk],
+        )
+    ids = list(Profile.objects.values_list("id", flat=True))
+    for i in range(0, len(ids), 5000):
+        rebuild.rebuild_profiles(ids[i : i + 5000])
+    members = redis_client.smembers(keys.region_classes_key("EU-WEST"))
+    assert len(members) == 4  # {fibra, cheapnet} x {no plan, sports}
+
+    from core.models import OutboxEvent
+
+    OutboxEvent.objects.all().delete()
+    Licence.objects.filter(channel=catalogue["sport1"], region=catalogue["eu"]).delete()
+    kinds = set(OutboxEvent.objects.values_list("kind", flat=True))
+    assert kinds == {"region"}  # no per-viewer event at all
+    before = int(redis_client.hget(keys.counters_key(), "rebuilds:profile"))
+    outcome = rebuild.rebuild_regions([eu])
+    assert outcome.written == 4
+    assert int(redis_client.hget(keys.counters_key(), "rebuilds:profile")) == before
+    sample = Profile.objects.filter(isp_id=fibra, subscriptions__plan=catalogue["sports"]).first()
+    cls_id = redis_client.hget(keys.profile_key(sample.pk), "class").decode()
+    assert class_data(redis_client, cls_id)["denied"]["sport1"] == "geo_blocked"
+
+
+def test_epg_fragments_per_timezone_and_day(catalogue, redis_client):
+    now = catalogue["now"]
+    Programme.objects.create(channel=catalogue["news"], starts_at=now, ends_at=now + catalogue["hour"], title="Nachrichten Über")
+    rebuild.rebuild_epg([catalogue["news"].pk], now=now)
+    days = rebuild.epg_days("Europe/London", now)
+    assert len(days) == 4
+    today = now.astimezone(__import__("zoneinfo").ZoneInfo("Europe/London")).date().isoformat()
+    frag = redis_client.hget(keys.epg_fragment_key("Europe/London", today, catalogue["news"].pk), "data")
+    assert [p["title"] for p in orjson.loads(frag)["programmes"]] == ["Nachrichten Über"]
+    assert redis_client.sismember(keys.epg_channels_key("America/New_York", days[1].isoformat()), catalogue["news"].pk)
+
+
+def test_class_of_profile_matches_builder(catalogue, redis_client):
+    p = Profile.objects.create(region=catalogue["us"], isp=catalogue["cable"])
+    rebuild.rebuild_profiles([p.pk])
+    facts = selectors.profile_facts([p.pk])[p.pk]
+    cls = profile_class(facts, catalogue["now"])
+    assert class_data(redis_client, cls.id)["allowed"] == ["news", "local"]
