@@ -1,0 +1,45 @@
+# Prewarm developer commands. `make run` starts the app, `make test` runs the tests;
+# both bootstrap .venv and start embedded Postgres/Valkey unless DATABASE_URL/REDIS_URL
+# are set. See docs-devstack.md.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Reinstall only when pyproject.toml changes.
+STAMP := $(VENV)/.installed
+DEVSTACK := $(PY) -m core.devstack
+PYTEST_ARGS ?=
+SEED_PROFILES ?= 1000
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export SEED_PROFILES
+
+.DEFAULT_GOAL := help
+.PHONY: help bootstrap run test services clean distclean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
+
+bootstrap: $(STAMP)  ## create .venv and install the project with its dev extras
+
+$(PY):
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Prewarm needs Python 3.11 (set PYTHON=...)"'
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+run: $(STAMP)  ## servers + migrate + seed + collectstatic + Procfile (PORT=8000)
+	$(DEVSTACK) run
+
+test: $(STAMP)  ## pytest against throw-away servers (PYTEST_ARGS="-k ...")
+	$(DEVSTACK) exec --throwaway -- python -m pytest $(PYTEST_ARGS)
+
+services: $(STAMP)  ## only the servers (data in .devstack/); prints the env to use
+	$(DEVSTACK) services
+
+clean:  ## remove dev data (.devstack/) and collected static files
+	rm -rf .devstack .static .pytest_cache
+
+distclean: clean  ## also remove .venv
+	rm -rf $(VENV)
