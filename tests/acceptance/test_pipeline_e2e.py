@@ -190,3 +190,22 @@ def test_raw_connection_commit_is_seen_by_a_running_relay(catalogue, redis_clien
         conn.execute("UPDATE core_profile SET region_id = %s WHERE id = ANY(%s)", [catalogue["us"].pk, ids[1:]])
     wait_for(lambda: field(redis_client, ids[0], "deleted") == b"1", message="raw delete")
     wait_for(lambda: all(field(redis_client, pk, "region") == b"US-EAST" for pk in ids[1:]), message="raw update")
+
+
+def test_subscription_expiry_flips_the_cache_on_time_without_a_write(catalogue, redis_client, purge_queues, start_proc):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from schedules.tasks import schedule_due
+
+    start_proc("worker")
+    expires = timezone.now() + timedelta(seconds=3)
+    p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
+    Subscription.objects.create(profile=p, plan=catalogue["premium"], starts_at=catalogue["now"] - catalogue["hour"],
+                                expires_at=expires)
+    wait_for(lambda: subs(redis_client, p.pk) == ["premium"], message="subscription cached")
+    assert schedule_due() >= 1
+    wait_for(lambda: subs(redis_client, p.pk) == [], timeout=20, message="expiry flipped the entry")
+    built = int(redis_client.hget(keys.profile_key(p.pk), "built_at")) / 1000
+    assert built >= expires.timestamp()

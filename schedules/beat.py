@@ -1,0 +1,56 @@
+"""Beat schedules declared as data and synced idempotently (update_or_create on the name)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REFRESH_SECONDS = 300  # the seed's re-check interval
+SWEEP_SECONDS = 30
+EPG_ROLLOVER_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class Every:
+    name: str
+    task: str
+    seconds: int
+    queue: str = "invalidate"
+    description: str = ""
+
+
+SCHEDULES = [
+    Every(
+        "prewarm: schedule time-driven rebuilds",
+        "prewarm.schedule_due",
+        REFRESH_SECONDS,
+        description="Queues exact rebuilds (with ETA) for subscriptions and licences that start or end "
+        "within the next window, so entitlement flips on time without any write.",
+    ),
+    Every(
+        "prewarm: re-queue stale dirty markers",
+        "prewarm.sweep_dirty",
+        SWEEP_SECONDS,
+        description="Heals a producer that died between claiming an id and publishing its task.",
+    ),
+    Every(
+        "prewarm: EPG day rollover",
+        "prewarm.epg_rollover",
+        EPG_ROLLOVER_SECONDS,
+        queue="warmup",
+        description="Builds the EPG fragments of the day that enters the kept window in each time zone.",
+    ),
+]
+
+
+def sync(schedules=SCHEDULES) -> int:
+    """Create or update each declared schedule; never delete-and-recreate (beat keeps state)."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    for item in schedules:
+        interval, _ = IntervalSchedule.objects.get_or_create(every=item.seconds, period=IntervalSchedule.SECONDS)
+        PeriodicTask.objects.update_or_create(
+            name=item.name,
+            defaults=dict(
+                task=item.task, interval=interval, queue=item.queue, description=item.description, enabled=True
+            ),
+        )
+    return len(schedules)
