@@ -46,9 +46,19 @@ def dirty_key(kind: str) -> str:
     return f"{prefix()}:dirty:{kind}"
 
 
+def warm_cursor_key(scope: str) -> str:
+    """String: the last profile id a warm-up of this scope finished (for --resume)."""
+    return f"{prefix()}:warm:cursor:{scope}"
+
+
 def lag_key() -> str:
     """Hash: invalidation lag histogram buckets, count and sum."""
     return f"{prefix()}:metrics:lag"
+
+
+def lag_samples_key() -> str:
+    """List: the most recent raw lag samples (seconds), newest first."""
+    return f"{prefix()}:metrics:lag_samples"
 
 
 def counters_key() -> str:

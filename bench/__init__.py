@@ -1,0 +1,1 @@
+"""Benchmark harness: `python -m bench <scenario>`; prints a table and writes a report."""

@@ -1,0 +1,215 @@
+"""Pipeline scenario: invalidation lag at a steady rate, a 100k-row burst, a 1M-viewer licence
+fan-out, and Redis bytes per profile; all with real worker and relay processes."""
+from __future__ import annotations
+
+import os
+import time
+
+from . import common
+
+
+def setup(env, profiles: int) -> None:
+    common.ensure_database(env)
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "PREWARM_KEY_PREFIX", "PREWARM_DEV", "DJANGO_SETTINGS_MODULE")})
+    import django
+
+    django.setup()
+    common.manage(env, "migrate", "-v0", quiet=True)
+    from core.models import Profile
+
+    if Profile.objects.count() != profiles:
+        common.manage(env, "seed_demo", "--profiles", str(profiles), "--reset")
+    from core import keys
+    from core.redis_conn import client
+
+    if not client().exists(keys.profile_key(Profile.objects.order_by("-id").values_list("id", flat=True)[0])):
+        t0 = time.monotonic()
+        common.manage(env, "warm", "--all", "--restart")
+        print(f"warm-up: {profiles} profiles in {time.monotonic() - t0:.1f}s", flush=True)
+
+
+def drained(conn) -> bool:
+    from workers.app import app
+
+    outbox = conn.execute("SELECT count(*) FROM prewarm_outbox").fetchone()[0]
+    with app.connection_for_write() as c:
+        queued = c.default_channel.client.llen("invalidate")
+    return outbox == 0 and queued == 0
+
+
+def wait(predicate, timeout: float, interval: float = 0.05) -> float:
+    t0 = time.monotonic()
+    while not predicate():
+        if time.monotonic() - t0 > timeout:
+            raise TimeoutError("did not converge")
+        time.sleep(interval)
+    return time.monotonic() - t0
+
+
+def lag_at_rate(rate: int, seconds: float, path: str) -> dict:
+    """Change one profile per event at `rate`/s; lags come from the workers' own samples."""
+    from core import keys
+    from core.models import Isp, Profile
+    from core.redis_conn import client
+    from workers import relay
+
+    client().delete(keys.lag_samples_key())
+    ids = list(Profile.objects.order_by("?").values_list("id", flat=True)[: int(rate * seconds)])
+    isps = list(Isp.objects.values_list("id", flat=True))
+    interval = 1.0 / rate
+    start = time.monotonic()
+    with relay.connect() as conn:
+        for n, pk in enumerate(ids):
+            target = start + n * interval
+            delay = target - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            if path == "relay":
+                conn.execute("UPDATE core_profile SET isp_id = %s WHERE id = %s", [isps[n % len(isps)], pk])
+            else:
+                Profile.objects.filter(pk=pk).update(isp_id=isps[n % len(isps)])
+                _signal(pk)
+        achieved = len(ids) / (time.monotonic() - start)
+        wait(lambda: drained(conn), 60)
+    time.sleep(0.5)
+    from workers import lag
+
+    samples = [s * 1000 for s in lag.recent_samples()]
+    return {**common.summary(samples), "rate": achieved}
+
+
+def _signal(pk: int) -> None:
+    """What the ORM's post_save would do after commit (QuerySet.update sends no signal)."""
+    from workers import events
+
+    events.publish(events.PROFILE, [pk], time.time())
+
+
+def burst(n: int) -> dict:
+    """One UPDATE statement changes n subscriptions; time until every affected entry is current."""
+    from core import keys
+    from core.redis_conn import client
+    from workers import relay
+
+    with relay.connect() as conn:
+        rows = conn.execute(
+            "SELECT id, profile_id FROM core_subscription WHERE expires_at IS NULL ORDER BY id LIMIT %s", [n]
+        ).fetchall()
+        sub_ids = [r[0] for r in rows]
+        profiles = sorted({r[1] for r in rows})
+        t0 = time.monotonic()
+        conn.execute("UPDATE core_subscription SET expires_at = now() + interval '30 days' WHERE id = ANY(%s)",
+                     [sub_ids])
+        committed = time.monotonic()
+        versions = dict(conn.execute("SELECT id, version FROM core_profile WHERE id = ANY(%s)", [profiles]).fetchall())
+
+    def current():
+        pending = [pk for pk in profiles if pk in versions]
+        for i in range(0, len(pending), 5000):
+            chunk = pending[i : i + 5000]
+            pipe = client().pipeline(transaction=False)
+            for pk in chunk:
+                pipe.hget(keys.profile_key(pk), "version")
+            for pk, v in zip(chunk, pipe.execute()):
+                if v is None or int(v) < versions[pk]:
+                    return False
+                versions.pop(pk)
+        return True
+
+    converge = wait(current, 120, 0.1)
+    with relay.connect() as conn:  # put the rows back for the next run
+        conn.execute("UPDATE core_subscription SET expires_at = NULL WHERE id = ANY(%s)", [sub_ids])
+    return {"rows": len(sub_ids), "profiles": len(profiles), "converge_s": converge + (committed - t0)}
+
+
+def fanout() -> dict:
+    """Geoblock a free channel everywhere (every viewer affected); time until every class knows."""
+    import orjson
+
+    from core import keys
+    from core.models import Channel, Profile, Region
+    from core.redis_conn import client
+    from workers import relay
+
+    channel = Channel.objects.filter(plans__isnull=True, licences__isnull=False).distinct().order_by("number").first()
+    regions = list(Region.objects.values_list("code", flat=True))
+    viewers = Profile.objects.count()
+    with relay.connect() as conn, conn.transaction():
+        saved = conn.execute(
+            "SELECT id, channel_id, region_id, isp_mode, valid_from, valid_until FROM core_licence"
+            " WHERE channel_id = %s", [channel.id]).fetchall()
+        isps = conn.execute(
+            "SELECT licence_id, isp_id FROM core_licence_isps WHERE licence_id = ANY(%s)", [[r[0] for r in saved]]
+        ).fetchall()
+    t0 = time.monotonic()
+    with relay.connect() as conn, conn.transaction():
+        conn.execute("DELETE FROM core_licence_isps WHERE licence_id = ANY(%s)", [[r[0] for r in saved]])
+        conn.execute("DELETE FROM core_licence WHERE channel_id = %s", [channel.id])
+    members = {code: client().smembers(keys.region_classes_key(code)) for code in regions}
+    from core.rebuild import class_from_member
+
+    class_keys = [keys.class_key(class_from_member(code, m).id) for code, ms in members.items() for m in ms]
+
+    def all_blocked():
+        pipe = client().pipeline(transaction=False)
+        for k in class_keys:
+            pipe.hget(k, "data")
+        return all(d and orjson.loads(d)["denied"].get(channel.code) == "geo_blocked" for d in pipe.execute())
+
+    converge = wait(all_blocked, 60, 0.02)
+    with relay.connect() as conn, conn.transaction():
+        for row in saved:
+            conn.execute("INSERT INTO core_licence (id, channel_id, region_id, isp_mode, valid_from, valid_until)"
+                         " VALUES (%s, %s, %s, %s, %s, %s)", row)
+        for row in isps:
+            conn.execute("INSERT INTO core_licence_isps (licence_id, isp_id) VALUES (%s, %s)", row)
+    return {"viewers": viewers, "classes": len(class_keys), "converge_s": converge, "channel": channel.code}
+
+
+def memory(sample: int = 2000) -> dict:
+    from core import keys
+    from core.models import Profile
+    from core.redis_conn import client
+
+    ids = list(Profile.objects.order_by("?").values_list("id", flat=True)[:sample])
+    pipe = client().pipeline(transaction=False)
+    for pk in ids:
+        pipe.memory_usage(keys.profile_key(pk))
+        pipe.object("encoding", keys.profile_key(pk))
+    res = pipe.execute()
+    sizes = [s for s in res[0::2] if s]
+    encodings = {e for e in res[1::2] if e}
+    return {"bytes_per_profile": sum(sizes) / len(sizes), "encodings": sorted(e.decode() for e in encodings)}
+
+
+def run(args) -> None:
+    env = common.bench_env()
+    setup(env, args.profiles)
+    from core.redis_conn import client
+
+    client().ping()
+    worker = common.worker(env)
+    relay_proc = common.relay(env)
+    try:
+        time.sleep(2)
+        rows, notes = [], []
+        for path in ("relay", "signal"):
+            r = lag_at_rate(args.rate, args.seconds, path)
+            rows.append((f"lag via {path} @ {r['rate']:.0f}/s", r["n"], f"{r['p50']:.2f} ms", f"{r['p90']:.2f} ms",
+                         f"{r['p99']:.2f} ms", f"{r['max']:.2f} ms"))
+        b = burst(args.burst)
+        rows.append((f"burst: 1 UPDATE of {b['rows']} subscriptions", b["profiles"], f"{b['converge_s']:.2f} s",
+                     "", "", ""))
+        f = fanout()
+        rows.append((f"fan-out: licence of '{f['channel']}' removed, {f['viewers']} viewers", f["classes"],
+                     f"{f['converge_s']:.3f} s", "", "", ""))
+        m = memory()
+        notes.append(f"Redis bytes per profile entry: {m['bytes_per_profile']:.0f} (encodings: {', '.join(m['encodings'])})")
+        notes.append("lag = trigger clock_timestamp() (just before commit) -> entry written, per task, from the workers' samples")
+        notes.append("burst/fan-out: commit -> every affected entry current; n = profiles (burst) or classes (fan-out)")
+        notes.append(f"worker: 1 celery prefork worker, concurrency 2; relay: 1 process; profiles seeded: {args.profiles}")
+        common.write_report("pipeline", "Pipeline benchmark", rows, ("measure", "n", "p50 / time", "p90", "p99", "max"),
+                            notes)
+    finally:
+        relay_proc.stop()
+        worker.stop()
