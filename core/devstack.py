@@ -251,9 +251,9 @@ def _check_userns() -> None:
 def start_postgres(datadir: Path, port: int) -> Server:
     bindir, origin = postgres_bindir()
     _check_userns()
-    version = subprocess.run(
-        [str(bindir / "postgres"), "--version"], capture_output=True, text=True
-    ).stdout.split()[-1]
+    # "postgres (PostgreSQL) 18.6" or "postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"
+    banner = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True).stdout
+    version = banner.split(")", 1)[-1].split()[0]
     major = version.split(".")[0]
     if (datadir / "PG_VERSION").exists():
         made_by = (datadir / "PG_VERSION").read_text().strip()
@@ -739,12 +739,13 @@ def cmd_run(args) -> int:
 
 
 def _wait_http(url: str, supervisor: Supervisor) -> bool:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, never a proxy
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if supervisor.child.poll() is not None or supervisor.stopping_since is not None:
             return False
         try:
-            with urllib.request.urlopen(url, timeout=1) as response:
+            with opener.open(url, timeout=1) as response:
                 if response.status == 200:
                     return True
         except OSError:
@@ -762,7 +763,8 @@ def _print_banner(api: str, token: str) -> None:
             f"  Try:    curl -s -H 'Authorization: Bearer {token}' {api}/api/v1/me/profile",
         ]
     lines += [f"  Admin:  {api}/admin/  (manage.py createsuperuser)", ""]
-    print("\n".join(lines), flush=True)
+    with contextlib.suppress(OSError):
+        print("\n".join(lines), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
