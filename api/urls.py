@@ -1,9 +1,16 @@
-"""API routes."""
+"""API routes (api/openapi.yaml documents each; a test keeps them in step)."""
 from django.urls import path
 
-from . import views
+from . import health, metrics, ops, schema, views
 
 urlpatterns = [
-    path("healthz", views.healthz),
+    path("healthz", health.healthz),
+    path("readyz", health.readyz),
+    path("metrics", metrics.view),
+    path("api/schema", schema.openapi),
     path("api/v1/me/profile", views.me_profile),
+    path("api/v1/me/epg", views.me_epg),
+    path("api/v1/me/playback/<str:channel_code>", views.me_playback),
+    path("api/v1/ops/warmups", ops.warmups),
+    path("api/v1/ops/warmups/<str:job_id>", ops.warmup),
 ]

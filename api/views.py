@@ -1,40 +1,139 @@
-"""API views. At the foundation step only health and an authenticated placeholder exist."""
-from functools import wraps
+"""Viewer routes: cached bytes out, no SQL and no JSON serialization on a warm hit."""
+from __future__ import annotations
 
-import orjson
-from django.http import HttpResponse
-from django.views.decorators.http import require_GET
+import re
+import time
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
-from core.models import Profile
+from django.db import DatabaseError
+from django.http import HttpResponse, HttpResponseNotModified
 
-from . import tokens
+from core import rebuild
+from core.builders import local_day_bounds
+
+from . import cache_reads, degraded
+from .entries import profile_body, profile_etag
 from .errors import error
+from .http import JSON, VIEWER, endpoint, etag_matches
+
+CACHE_CONTROL = "private"
+SOURCE_HEADER = "X-Prewarm-Source"  # "postgres" when Redis could not serve (degraded)
+CHANNEL_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-def viewer(view):
-    """Resolve the bearer token to request.token or answer 401 JSON."""
+def _unavailable(exc: Exception) -> HttpResponse:
+    return error(503, "unavailable", f"cache and database are both unreachable: {exc}", Retry_After="1")
 
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
+
+def _viewer(token):
+    """(viewer, None) or (None, error response)."""
+    try:
+        view = cache_reads.viewer(token.profile_id)
+    except cache_reads.Unavailable as exc:
+        return None, _unavailable(exc)
+    if view.profile.deleted:
+        return None, error(404, "profile_not_found", "this token's profile does not exist")
+    if view.cls is None:
+        return None, error(503, "unavailable", "the profile's region is unknown; try again shortly")
+    return view, None
+
+
+def _headers(etag: str | None, degraded_view: bool) -> dict:
+    headers = {"Cache-Control": CACHE_CONTROL}
+    if etag is not None:
+        headers["ETag"] = etag
+    if degraded_view:
+        headers[SOURCE_HEADER] = "postgres"
+    return headers
+
+
+@endpoint("GET", auth=VIEWER)
+def me_profile(request, token):
+    view, failed = _viewer(token)
+    if failed is not None:
+        return failed
+    etag = profile_etag(view.profile, view.cls)
+    headers = _headers(etag, view.degraded)
+    if etag_matches(request.META.get("HTTP_IF_NONE_MATCH"), etag):
+        return HttpResponseNotModified(headers=headers)
+    return HttpResponse(profile_body(view.profile, view.cls), content_type=JSON, headers=headers)
+
+
+@endpoint("GET", auth=VIEWER)
+def me_playback(request, token, channel_code):
+    if not CHANNEL_CODE.fullmatch(channel_code):
+        return error(400, "bad_channel_code", "a channel code is 1-32 letters, digits, '-', '_' or '.'")
+    view, failed = _viewer(token)
+    if failed is not None:
+        return failed
+    answer = view.cls.decisions.get(channel_code)
+    if answer is None:
+        # Unknown to the cached class: maybe a channel newer than the class entry.
         try:
-            request.token = tokens.from_header(request.headers.get("Authorization"))
-        except tokens.TokenError as exc:
-            return error(401, "unauthorized", str(exc), WWW_Authenticate="Bearer")
-        return view(request, *args, **kwargs)
-
-    return wrapped
-
-
-@require_GET
-def healthz(request):
-    return HttpResponse(b'{"status":"ok"}', content_type="application/json")
+            answer = degraded.playback(token.profile_id, channel_code, time.time())
+        except DatabaseError as exc:
+            return _unavailable(exc)
+        if answer is None:
+            return error(404, "channel_not_found", f"no channel {channel_code!r}")
+    status, body = answer
+    return HttpResponse(body, status=status, content_type=JSON, headers=_headers(None, view.degraded))
 
 
-@require_GET
-@viewer
-def me_profile(request):
-    profile = Profile.objects.select_related("region", "isp").filter(pk=request.token.profile_id).first()
-    if profile is None:
-        return error(404, "profile_not_found", "this token's profile does not exist")
-    body = orjson.dumps({"id": profile.pk, "region": profile.region.code, "isp": profile.isp.code})
-    return HttpResponse(body, content_type="application/json")
+# Per time zone: (valid until, today, kept days, first, last); recomputed at local midnight.
+_windows: dict[str, tuple[float, str, frozenset[str], str, str]] = {}
+
+
+def _window(tz: str, now: float):
+    window = _windows.get(tz)
+    if window is None or window[0] <= now:
+        moment = datetime.fromtimestamp(now, UTC)
+        days = rebuild.epg_days(tz, moment)
+        today = moment.astimezone(ZoneInfo(tz)).date()
+        _, midnight = local_day_bounds(today, tz)
+        window = (
+            midnight.timestamp(), today.isoformat(), frozenset(d.isoformat() for d in days),
+            days[0].isoformat(), days[-1].isoformat(),
+        )
+        _windows[tz] = window
+    return window
+
+
+def _requested_day(request, tz: str) -> str | HttpResponse:
+    _, today, kept, first, last = _window(tz, time.time())
+    if not request.META.get("QUERY_STRING"):
+        return today
+    values = request.GET.getlist("date")
+    if not values:
+        return today
+    if len(values) > 1:
+        return error(400, "bad_date", "give date at most once")
+    raw = values[0]
+    if not DAY.fullmatch(raw):
+        return error(400, "bad_date", "date must be YYYY-MM-DD")
+    try:
+        date.fromisoformat(raw)
+    except ValueError:
+        return error(400, "bad_date", f"{raw} is not a calendar date")
+    if raw not in kept:
+        return error(400, "date_out_of_window", f"the guide is kept from {first} to {last} ({tz})")
+    return raw
+
+
+@endpoint("GET", auth=VIEWER)
+def me_epg(request, token):
+    view, failed = _viewer(token)
+    if failed is not None:
+        return failed
+    day = _requested_day(request, view.cls.tz or view.profile.tz)
+    if not isinstance(day, str):
+        return day
+    try:
+        entry, from_postgres = cache_reads.epg(view, day)
+    except cache_reads.Unavailable as exc:
+        return _unavailable(exc)
+    headers = _headers(entry.etag, view.degraded or from_postgres)
+    if etag_matches(request.META.get("HTTP_IF_NONE_MATCH"), entry.etag):
+        return HttpResponseNotModified(headers=headers)
+    return HttpResponse(entry.body, content_type=JSON, headers=headers)

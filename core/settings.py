@@ -129,3 +129,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": PREWARM_BROKER_VISIBILI
 if CELERY_BROKER_URL.startswith(("amqp", "pyamqp")):
     # Wait for RabbitMQ's confirm before the relay deletes an outbox row.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+
+# API
+# api.middleware.ApiFastPath serves the API routes before the admin's middleware runs.
+MIDDLEWARE = ["api.middleware.ApiFastPath", *MIDDLEWARE]
+# Per web process, the in-process cache of hot entries: at most this many, this many MB.
+PREWARM_API_LOCAL_ENTRIES = env_int("PREWARM_API_LOCAL_ENTRIES", 100_000)
+PREWARM_API_LOCAL_MB = env_int("PREWARM_API_LOCAL_MB", 256)
+# Keep viewer profiles in that cache too (exact by tracking); off = one Redis read per request.
+PREWARM_API_LOCAL_PROFILES = env_bool("PREWARM_API_LOCAL_PROFILES", True)

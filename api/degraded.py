@@ -1,0 +1,74 @@
+"""Answers built in-process from Postgres when Redis cannot serve (nothing is stored)."""
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from core import selectors
+from core.builders import (
+    ChannelFacts,
+    Entry,
+    assemble_epg,
+    build_class,
+    build_epg_fragment,
+    build_profile,
+    epoch_ms,
+    local_day_bounds,
+    profile_class,
+)
+from core.entitlement import channel_decisions
+from core.models import Channel
+
+from .entries import ClassEntry, EpgEntry, ProfileEntry, epg_etag, parse_class, parse_profile, playback_body
+
+
+def _fields(entry: Entry, built_at: int) -> dict[bytes, bytes]:
+    out = {b"version": str(entry.version).encode(), b"built_at": str(built_at).encode()}
+    out.update({k.encode(): v for k, v in entry.fields.items()})
+    return out
+
+
+def viewer(profile_id: int, now: float) -> tuple[ProfileEntry, ClassEntry | None]:
+    moment = datetime.fromtimestamp(now, UTC)
+    facts = selectors.profile_facts([profile_id]).get(profile_id)
+    if facts is None:
+        return ProfileEntry(profile_id, True), None
+    built = epoch_ms(moment)
+    profile = parse_profile(profile_id, _fields(build_profile(facts, moment), built))
+    head = selectors.region_by_code(facts.region)
+    if head is None:
+        return profile, None
+    region_id, _code, tz, version = head
+    cls = profile_class(facts, moment)
+    entry = build_class(cls, tz, version, selectors.channels(), selectors.licences([region_id]), moment)
+    return profile, parse_class(_fields(entry, built))
+
+
+def epg(cls: ClassEntry, day: str, now: float) -> EpgEntry:
+    the_day = date.fromisoformat(day)
+    start, end = local_day_bounds(the_day, cls.tz)
+    heads = {c.id: (c, v) for c, v in selectors.channel_heads(cls.allowed_ids)}
+    progs = selectors.programmes(list(heads), start, end)
+    frags, tags = [], []
+    for cid in cls.allowed_ids:
+        if cid in heads:
+            channel, version = heads[cid]
+            frags.append(build_epg_fragment(channel, progs.get(cid, ()), the_day, cls.tz))
+            tags.append(f"{version}.pg".encode())
+    body = assemble_epg(the_day, cls.tz, frags)
+    return EpgEntry(body, epg_etag(cls.etag, day, tags), cls.valid_until)
+
+
+def playback(profile_id: int, code: str, now: float) -> tuple[int, bytes] | None:
+    """Decision for a channel the cached class does not know: None when it does not exist."""
+    if not Channel.objects.filter(code=code).exists():
+        return None
+    channels: list[ChannelFacts] = selectors.channels()
+    moment = datetime.fromtimestamp(now, UTC)
+    facts = selectors.profile_facts([profile_id]).get(profile_id)
+    head = selectors.region_by_code(facts.region) if facts else None
+    if facts is None or head is None:
+        return None
+    decisions = channel_decisions(
+        profile_class(facts, moment), selectors.licences([head[0]]), {c.code: c.plans for c in channels}, moment
+    )
+    return playback_body(code, decisions.get(code))

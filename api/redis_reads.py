@@ -1,0 +1,105 @@
+"""Reads for the views: one pipelined round trip per call on a per-thread tracked connection.
+
+Redis faults open a short circuit breaker, so while Redis is down a request goes straight to
+Postgres instead of paying a connect timeout each time.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+
+from django.conf import settings
+
+from . import tracking
+from .resp import ReplyError, RedisDown, RespConn, params_from_url
+
+# After a fault, skip Redis for this long (seconds) before trying again.
+BREAKER_SECONDS = 1.0
+
+_local = threading.local()
+_breaker = {"until": 0.0, "error": None}
+
+
+def params() -> dict:
+    return _params_for(settings.REDIS_URL)
+
+
+@functools.lru_cache(maxsize=8)
+def _params_for(url: str) -> dict:
+    return params_from_url(url)
+
+
+def _conn() -> RespConn:
+    conn = getattr(_local, "conn", None)
+    wanted = params()
+    if conn is None or conn.params is not wanted:
+        if conn is not None:
+            conn.close()
+        conn = _local.conn = RespConn(wanted)
+    return conn
+
+
+def _forget_after_fork() -> None:
+    global _local
+    _local = threading.local()  # the parent's sockets are not ours to use
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def down() -> str | None:
+    """Why Redis is skipped right now, or None."""
+    if _breaker["until"] > time.monotonic():
+        return _breaker["error"]
+    return None
+
+
+def trip(error: str) -> None:
+    _breaker["until"] = time.monotonic() + BREAKER_SECONDS
+    _breaker["error"] = error
+
+
+def reset() -> None:
+    _breaker["until"] = 0.0
+    conn = getattr(_local, "conn", None)
+    if conn is not None:
+        conn.close()
+        _local.conn = None
+
+
+def call(commands: list[tuple], *, tracked: bool) -> tuple[list, bool]:
+    """Run the commands in one round trip; returns (replies, covered).
+
+    `covered` is true when the keys read are tracked by this process's live invalidation
+    connection: only then may the result enter the local cache (with a ticket opened
+    before this call).
+    """
+    if _breaker["until"] > time.monotonic():
+        raise RedisDown(_breaker["error"] or "Redis is down")
+    conn = _conn()
+    tracker = tracking.get() if tracked else None
+    prefix: list[tuple] = []
+    epoch = None
+    if tracker is not None and tracker.alive:
+        epoch = tracker.epoch
+        if conn.tracking_epoch != epoch:
+            prefix = [("CLIENT", "TRACKING", "ON", "REDIRECT", tracker.client_id)]
+    try:
+        replies = conn.call(*prefix, *commands)
+    except RedisDown as exc:
+        trip(str(exc))
+        raise
+    if prefix:
+        conn.tracking_epoch = None if isinstance(replies[0], ReplyError) else epoch
+        replies = replies[1:]
+    covered = tracker is not None and epoch is not None and conn.tracking_epoch == epoch
+    return replies, covered
+
+
+def hgetall_map(reply) -> dict[bytes, bytes]:
+    """HGETALL's flat RESP2 array as a dict."""
+    if isinstance(reply, ReplyError):
+        raise RedisDown(f"Redis error: {reply}")
+    return dict(zip(reply[::2], reply[1::2]))

@@ -1,0 +1,332 @@
+"""API views against real Postgres and Redis: answers, auth, conditional requests, bad input."""
+import time
+
+import orjson
+import pytest
+from django.test import Client
+
+from api import tokens
+from core import keys, rebuild
+
+pytestmark = pytest.mark.django_db
+
+JSON = "application/json"
+
+
+@pytest.fixture
+def client():
+    return Client()
+
+
+@pytest.fixture
+def warm(api_world):
+    """Every entry the viewers need, built as the workers would."""
+    w = api_world
+    rebuild.rebuild_profiles([w.fan.pk, w.cheap.pk, w.free.pk])
+    rebuild.rebuild_epg([w.news.pk, w.sport1.pk, w.movies.pk, w.local.pk])
+    return w
+
+
+def body(response):
+    assert response["Content-Type"] == JSON, response.content
+    return orjson.loads(response.content)
+
+
+def error_code(response):
+    return body(response)["error"]["code"]
+
+
+# -- profile -------------------------------------------------------------------------
+
+
+def test_profile_warm_hit_serves_stored_fields_without_sql(client, warm, django_assert_num_queries):
+    first = client.get("/api/v1/me/profile", **warm.auth(warm.fan))
+    with django_assert_num_queries(0):
+        again = client.get("/api/v1/me/profile", **warm.auth(warm.fan))
+    assert first.status_code == again.status_code == 200
+    assert again.content == first.content
+    doc = body(again)
+    assert doc["id"] == warm.fan.pk
+    assert (doc["region"], doc["isp"], doc["timezone"]) == ("EU-WEST", "fibra", "Europe/London")
+    assert doc["subscriptions"] == ["premium"]
+    assert doc["channels"] == ["news", "sport1", "movies"]
+    assert api_world_redis().hget(keys.profile_key(warm.fan.pk), "class").decode() == doc["class"]
+    assert again["Cache-Control"] == "private"
+    assert again["ETag"].startswith('"p') and "X-Prewarm-Source" not in again
+
+
+def test_profile_served_from_redis_when_profiles_are_not_kept_locally(client, warm, settings, django_assert_num_queries):
+    settings.PREWARM_API_LOCAL_PROFILES = False
+    client.get("/api/v1/me/profile", **warm.auth(warm.fan))
+    with django_assert_num_queries(0):
+        response = client.get("/api/v1/me/profile", **warm.auth(warm.fan))
+    assert response.status_code == 200 and body(response)["id"] == warm.fan.pk
+
+
+def test_if_none_match_gives_304_and_a_change_gives_new_etag(client, warm):
+    first = client.get("/api/v1/me/profile", **warm.auth(warm.fan))
+    etag = first["ETag"]
+    for header in (etag, f"W/{etag}", f'"nope", {etag}', "*"):
+        again = client.get("/api/v1/me/profile", HTTP_IF_NONE_MATCH=header, **warm.auth(warm.fan))
+        assert again.status_code == 304 and again.content == b""
+        assert again["ETag"] == etag and again["Cache-Control"] == "private"
+    assert client.get("/api/v1/me/profile", HTTP_IF_NONE_MATCH='"other"', **warm.auth(warm.fan)).status_code == 200
+    warm.fan.subscriptions.all().delete()
+    rebuild.rebuild_profiles([warm.fan.pk])
+    changed = client.get("/api/v1/me/profile", HTTP_IF_NONE_MATCH=etag, **warm.auth(warm.fan))
+    assert changed.status_code == 200 and changed["ETag"] != etag
+    assert body(changed)["subscriptions"] == []
+
+
+def test_miss_builds_stores_and_serves(client, api_world):
+    w = api_world
+    r = api_world_redis()
+    assert not r.exists(keys.profile_key(w.fan.pk))
+    response = client.get("/api/v1/me/profile", **w.auth(w.fan))
+    assert response.status_code == 200 and body(response)["id"] == w.fan.pk
+    assert r.hget(keys.profile_key(w.fan.pk), "region") == b"EU-WEST"
+    assert r.hget(keys.counters_key(), "rebuilds:profile") == b"1"
+    # The class entry was built with it, and the EPG builds its fragments on demand.
+    epg = client.get("/api/v1/me/epg", **w.auth(w.fan))
+    assert epg.status_code == 200
+    assert [c["code"] for c in body(epg)["channels"]] == ["news", "sport1", "movies"]
+
+
+def api_world_redis():
+    from core.redis_conn import client as redis_client
+
+    return redis_client()
+
+
+def test_deleted_profile_is_404(client, warm):
+    pk = warm.free.pk
+    warm.free.delete()
+    rebuild.rebuild_profiles([pk])
+    for path in ("/api/v1/me/profile", "/api/v1/me/epg", "/api/v1/me/playback/news"):
+        response = client.get(path, HTTP_AUTHORIZATION=f"Bearer {tokens.issue(pk, ttl=60)}")
+        assert response.status_code == 404 and error_code(response) == "profile_not_found"
+
+
+def test_expired_valid_until_is_rebuilt_inline(client, warm):
+    r = api_world_redis()
+    key = keys.profile_key(warm.fan.pk)
+    r.hset(key, "valid_until", str(int(time.time()) - 5))
+    client.get("/api/v1/me/profile", **warm.auth(warm.fan))
+    assert r.hget(key, "valid_until") != str(int(time.time()) - 5).encode()
+
+
+# -- playback ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "who, code, status, reason",
+    [
+        ("fan", "news", 200, None),
+        ("fan", "sport1", 200, None),
+        ("fan", "movies", 200, None),
+        ("fan", "local", 403, "geo_blocked"),
+        ("budget", "sport1", 403, "isp_restricted"),
+        ("budget", "movies", 403, "isp_restricted"),
+        ("free", "sport1", 403, "not_subscribed"),
+        ("free", "movies", 403, "not_subscribed"),
+        ("free", "news", 200, None),
+    ],
+)
+def test_playback_decisions(client, warm, who, code, status, reason, django_assert_num_queries):
+    profile = getattr(warm, who)
+    client.get(f"/api/v1/me/playback/{code}", **warm.auth(profile))
+    with django_assert_num_queries(0):
+        response = client.get(f"/api/v1/me/playback/{code}", **warm.auth(profile))
+    assert response.status_code == status
+    assert response["Cache-Control"] == "private"
+    doc = body(response)
+    if reason is None:
+        assert doc == {"channel": code, "allowed": True}
+    else:
+        assert doc["error"]["code"] == reason and doc["error"]["channel"] == code
+
+
+def test_playback_unknown_and_malformed_channels(client, warm):
+    assert error_code(client.get("/api/v1/me/playback/nosuch", **warm.auth(warm.fan))) == "channel_not_found"
+    for bad in ("x" * 33, "-lead", "caf%C3%A9", "a%00b", "%FF%FE", "a%20b"):
+        response = client.get(f"/api/v1/me/playback/{bad}", **warm.auth(warm.fan))
+        assert response.status_code == 400, bad
+        assert error_code(response) == "bad_channel_code"
+
+
+def test_channel_newer_than_the_class_entry_is_checked_in_postgres(client, warm):
+    from core.models import Channel, Licence
+
+    client.get("/api/v1/me/playback/news", **warm.auth(warm.fan))  # class entry now cached
+    late = Channel.objects.create(code="late", name="Late", number=9)
+    Licence.objects.create(channel=late, region=warm.eu)
+    response = client.get("/api/v1/me/playback/late", **warm.auth(warm.fan))
+    assert response.status_code == 200 and body(response) == {"channel": "late", "allowed": True}
+
+
+# -- EPG -----------------------------------------------------------------------------
+
+
+def test_epg_today_is_the_stored_fragments_joined(client, warm, django_assert_num_queries):
+    first = client.get("/api/v1/me/epg", **warm.auth(warm.fan))
+    with django_assert_num_queries(0):
+        response = client.get("/api/v1/me/epg", **warm.auth(warm.fan))
+    assert response.content == first.content and response.status_code == 200
+    doc = body(response)
+    from zoneinfo import ZoneInfo
+    from datetime import datetime, UTC
+
+    assert doc["date"] == datetime.now(UTC).astimezone(ZoneInfo("Europe/London")).date().isoformat()
+    assert doc["timezone"] == "Europe/London"
+    assert [c["code"] for c in doc["channels"]] == ["news", "sport1", "movies"]
+    assert all(c["programmes"] for c in doc["channels"])
+    stored = api_world_redis().hget(keys.epg_fragment_key("Europe/London", doc["date"], warm.news.pk), "data")
+    assert stored in response.content  # the fragment's bytes, as stored
+    etag = response["ETag"]
+    assert client.get("/api/v1/me/epg", HTTP_IF_NONE_MATCH=etag, **warm.auth(warm.fan)).status_code == 304
+    dated = client.get(f"/api/v1/me/epg?date={doc['date']}", **warm.auth(warm.fan))
+    assert dated.content == response.content and dated["ETag"] == etag
+
+
+def test_epg_other_kept_days_and_bad_dates(client, warm):
+    today = body(client.get("/api/v1/me/epg", **warm.auth(warm.fan)))["date"]
+    from datetime import date, timedelta
+
+    d = date.fromisoformat(today)
+    for day in (d - timedelta(days=1), d + timedelta(days=1)):
+        response = client.get(f"/api/v1/me/epg?date={day.isoformat()}", **warm.auth(warm.fan))
+        assert response.status_code == 200 and body(response)["date"] == day.isoformat()
+    cases = {
+        "2026-13-45": "bad_date", "99999-01-01": "bad_date", "": "bad_date", "today": "bad_date",
+        "2026-02-30": "bad_date", "２０２６-01-01": "bad_date",
+        (d - timedelta(days=2)).isoformat(): "date_out_of_window",
+        (d + timedelta(days=30)).isoformat(): "date_out_of_window",
+    }
+    for raw, code in cases.items():
+        response = client.get("/api/v1/me/epg", {"date": raw}, **warm.auth(warm.fan))
+        assert response.status_code == 400, raw
+        assert error_code(response) == code, raw
+    twice = client.get(f"/api/v1/me/epg?date={today}&date={today}", **warm.auth(warm.fan))
+    assert twice.status_code == 400
+
+
+# -- auth ----------------------------------------------------------------------------
+
+
+def test_auth_failures_are_401_json(client, warm):
+    good = warm.token(warm.fan)
+    payload, _, signature = good.rpartition(":")
+    tampered_sig = payload + ":" + ("A" if signature[0] != "A" else "B") + signature[1:]
+    other_pk = good.replace(f"{warm.fan.pk}.", f"{warm.budget.pk}.", 1)
+    expired = tokens.issue(warm.fan.pk, ttl=10, now=time.time() - 3600)
+    cases = {
+        "missing": None,
+        "empty": "",
+        "no scheme": good,
+        "basic": f"Basic {good}",
+        "bearer only": "Bearer",
+        "garbage": "Bearer not-a-token",
+        "tampered signature": f"Bearer {tampered_sig}",
+        "tampered profile": f"Bearer {other_pk}",
+        "expired": f"Bearer {expired}",
+        "odd bytes": "Bearer \x00\xff",
+    }
+    for name, header in cases.items():
+        extra = {} if header is None else {"HTTP_AUTHORIZATION": header}
+        response = client.get("/api/v1/me/profile", **extra)
+        assert response.status_code == 401, name
+        assert error_code(response) == "unauthorized", name
+        assert response["WWW-Authenticate"] == "Bearer"
+
+
+def test_expiry_is_checked_on_every_request(client, warm):
+    short = tokens.issue(warm.fan.pk, ttl=1)
+    assert client.get("/api/v1/me/profile", HTTP_AUTHORIZATION=f"Bearer {short}").status_code == 200
+    time.sleep(1.1)
+    assert client.get("/api/v1/me/profile", HTTP_AUTHORIZATION=f"Bearer {short}").status_code == 401
+
+
+def test_scopes(client, warm):
+    assert client.get("/api/v1/me/profile", **warm.ops_auth).status_code == 403
+    viewer = warm.auth(warm.fan)
+    assert client.post("/api/v1/ops/warmups", b"{}", content_type=JSON, **viewer).status_code == 403
+    assert client.get("/api/v1/ops/warmups/abc", **viewer).status_code == 403
+
+
+def test_token_command_prints_a_working_token(client, warm):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("api_token", str(warm.fan.pk), "--ttl", "60", stdout=out)
+    token = tokens.verify(out.getvalue().strip())
+    assert (token.profile_id, token.ops) == (warm.fan.pk, False)
+
+
+# -- ops -----------------------------------------------------------------------------
+
+
+def test_ops_warmups_validate_then_answer_501(client, warm):
+    ops = warm.ops_auth
+    for scope in ({"all": True}, {"regions": ["EU-WEST"]}, {"profiles": [1, 2]}, {"epg_dates": ["2026-01-01"]}):
+        response = client.post("/api/v1/ops/warmups", orjson.dumps(scope), content_type=JSON, **ops)
+        assert response.status_code == 501 and error_code(response) == "not_implemented"
+    bad = {
+        b"{": "bad_json", b"\xff\xfe": "bad_json", b"[]": "bad_scope", b"{}": "bad_scope",
+        b'{"all": false}': "bad_scope", b'{"all": true, "regions": ["X"]}': "bad_scope",
+        b'{"profiles": ["1"]}': "bad_scope", b'{"profiles": [true]}': "bad_scope",
+        b'{"epg_dates": ["2026-13-45"]}': "bad_scope", b'{"regions": []}': "bad_scope", b'{"what": 1}': "bad_scope",
+    }
+    for raw, code in bad.items():
+        response = client.post("/api/v1/ops/warmups", raw, content_type=JSON, **ops)
+        assert response.status_code == 400, raw
+        assert error_code(response) == code, raw
+    assert client.post("/api/v1/ops/warmups", b"{}", content_type="text/plain", **ops).status_code == 415
+    huge = b'{"profiles": [' + b"1," * 40_000 + b"1]}"
+    response = client.post("/api/v1/ops/warmups", huge, content_type=JSON, **ops)
+    assert response.status_code == 413 and error_code(response) == "body_too_large"
+    assert client.get("/api/v1/ops/warmups/job-1", **ops).status_code == 501
+    assert client.get("/api/v1/ops/warmups/" + "j" * 65, **ops).status_code == 400
+
+
+# -- routing, health, metrics --------------------------------------------------------
+
+
+def test_unknown_routes_and_wrong_methods_are_json(client, warm):
+    for path in ("/api/v1/nope", "/api/v1/me/profile/extra", "/api/v1/me/playback/", "/api/" + "x" * 5000):
+        response = client.get(path, **warm.auth(warm.fan))
+        assert response.status_code == 404 and error_code(response) == "not_found", path
+    for method in ("post", "put", "delete", "patch"):
+        response = getattr(client, method)("/api/v1/me/profile", **warm.auth(warm.fan))
+        assert response.status_code == 405 and response["Allow"] == "GET"
+        assert error_code(response) == "method_not_allowed"
+    assert client.get("/api/v1/ops/warmups", **warm.ops_auth).status_code == 405
+
+
+def test_health_readiness_and_metrics(client, warm):
+    assert body(client.get("/healthz")) == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200, ready.content
+    assert body(ready)["checks"] == {"postgres": "ok", "redis": "ok", "broker": "ok"}
+    client.get("/api/v1/me/profile", **warm.auth(warm.fan))
+    client.get("/api/v1/me/profile", **warm.auth(warm.fan))
+    text = client.get("/metrics").content.decode()
+    for name in (
+        'prewarm_rebuilds_total{family="profile"}',
+        'prewarm_api_hits_total{family="profile",layer="local"}',
+        "prewarm_invalidation_lag_seconds_bucket",
+        "prewarm_outbox_backlog",
+        'prewarm_queue_depth{queue="invalidate"}',
+        "prewarm_api_tracking_up 1.0",
+    ):
+        assert name in text, name
+    assert "prewarm_scrape_error{" not in text
+
+
+def test_schema_is_served(client):
+    import yaml
+
+    response = client.get("/api/schema")
+    assert response.status_code == 200
+    assert yaml.safe_load(response.content)["openapi"].startswith("3.")

@@ -1,0 +1,185 @@
+"""The API's cache layers against real Redis and Postgres: exact local cache, single flight,
+Redis stopped and restarted under the views."""
+import threading
+
+import orjson
+import pytest
+from django.test import Client
+
+from api import metrics, redis_reads, tracking
+from core import keys, rebuild, redis_conn
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.django_db
+
+PROFILE = "/api/v1/me/profile"
+
+
+@pytest.fixture
+def warm(api_world):
+    w = api_world
+    rebuild.rebuild_profiles([w.fan.pk, w.budget.pk, w.free.pk])
+    rebuild.rebuild_epg([w.news.pk, w.sport1.pk, w.movies.pk, w.local.pk])
+    return w
+
+
+def get(path, world, profile=None):
+    return Client().get(path, **world.auth(profile or world.fan))
+
+
+def doc(response):
+    assert response.status_code == 200, response.content
+    return orjson.loads(response.content)
+
+
+def test_warm_requests_stay_in_process(warm):
+    get(PROFILE, warm)
+    before = dict(metrics.COUNTS)
+    for _ in range(5):
+        get(PROFILE, warm)
+        get("/api/v1/me/playback/news", warm)
+    assert metrics.COUNTS["profile:local"] - before.get("profile:local", 0) == 10
+    assert metrics.COUNTS["profile:redis"] == before.get("profile:redis", 0)
+
+
+def test_rebuilt_profile_is_seen_by_the_next_request(warm):
+    from core.models import Subscription
+
+    for i in range(10):
+        assert doc(get(PROFILE, warm))["subscriptions"] == (["premium"] if i % 2 == 0 else ["sports"])
+        Subscription.objects.filter(profile=warm.fan).update(plan=warm.sports if i % 2 == 0 else warm.premium)
+        rebuild.rebuild_profiles([warm.fan.pk])
+
+
+def test_class_rebuild_reaches_playback_and_profile(warm):
+    from core.models import Licence
+
+    assert get("/api/v1/me/playback/sport1", warm).status_code == 200
+    assert "sport1" in doc(get(PROFILE, warm))["channels"]
+    Licence.objects.filter(channel=warm.sport1, region=warm.eu).delete()
+    rebuild.rebuild_regions([warm.eu.pk])
+    denied = get("/api/v1/me/playback/sport1", warm)
+    assert denied.status_code == 403 and orjson.loads(denied.content)["error"]["code"] == "geo_blocked"
+    assert "sport1" not in doc(get(PROFILE, warm))["channels"]
+    assert "sport1" not in [c["code"] for c in doc(get("/api/v1/me/epg", warm))["channels"]]
+
+
+def test_fragment_rebuild_reaches_the_assembled_epg(warm):
+    from core.models import Programme
+
+    assert b"news show 0" in get("/api/v1/me/epg", warm).content
+    Programme.objects.filter(channel=warm.news, title="news show 0").update(title="Breaking: renamed")
+    rebuild.rebuild_epg([warm.news.pk])
+    body = get("/api/v1/me/epg", warm).content
+    assert b"Breaking: renamed" in body and b"news show 0" not in body
+
+
+def test_bytes_read_before_an_invalidation_are_never_stored(warm, redis_client):
+    tracker = tracking.get()
+    cache = tracker.cache
+    key = keys.profile_key(warm.fan.pk)
+    ticket = cache.begin([key])
+    replies, covered = redis_reads.call([("HGETALL", key)], tracked=True)
+    assert covered and replies[0]
+    redis_client.hset(key, "region", "ELSEWHERE")  # written after our read
+    wait_for(lambda: (tracker.sync(), not ticket.valid)[1], 5, message="the invalidation")
+    assert not cache.commit(ticket, "stale", object())
+    assert cache.get("stale") is None
+
+
+def test_losing_the_invalidation_connection_clears_the_cache_until_it_is_back(warm, redis_client):
+    from core.models import Subscription
+
+    get(PROFILE, warm)
+    tracker = tracking.get()
+    assert tracker.alive and len(tracker.cache) > 0
+    old_epoch = tracker.epoch
+    redis_client.client_kill_filter(_id=tracker.client_id)
+    wait_for(lambda: (tracker.sync(), not tracker.alive or tracker.epoch != old_epoch)[1], 5, message="loss seen")
+    assert tracker.epoch != old_epoch or len(tracker.cache) == 0
+    wait_for(lambda: tracker.alive, 10, message="tracking back")
+    # Data connections re-register with the new invalidation connection: still exact.
+    get(PROFILE, warm)
+    Subscription.objects.filter(profile=warm.fan).delete()
+    rebuild.rebuild_profiles([warm.fan.pk])
+    assert doc(get(PROFILE, warm))["subscriptions"] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_single_flight_builds_a_cold_entry_once(api_world, redis_client):
+    w = api_world
+    threads, results = 8, []
+    barrier = threading.Barrier(threads)
+
+    def hit():
+        from django.db import connection
+
+        try:
+            barrier.wait()
+            response = Client().get(PROFILE, **w.auth(w.fan))
+            results.append((response.status_code, orjson.loads(response.content)["id"]))
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=hit) for _ in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(30)
+    assert results == [(200, w.fan.pk)] * threads
+    assert redis_client.hget(keys.counters_key(), "rebuilds:profile") == b"1"
+
+
+@pytest.fixture
+def api_on_throwaway_redis(throwaway_redis, settings, api_fresh):
+    def point_at(url):
+        settings.REDIS_URL = url
+        redis_conn.reset()
+        tracking.reset()
+        redis_reads.reset()
+
+    point_at(throwaway_redis.url)
+    yield throwaway_redis
+    redis_conn.reset()
+    tracking.reset()
+    redis_reads.reset()
+
+
+def test_redis_stopped_and_restarted_under_the_views(api_world, api_on_throwaway_redis):
+    w, server = api_world, api_on_throwaway_redis
+    rebuild.rebuild_profiles([w.fan.pk])
+    warm = get(PROFILE, w)
+    assert warm.status_code == 200 and "X-Prewarm-Source" not in warm
+    epg_warm = doc(get("/api/v1/me/epg", w))
+
+    server.stop()
+    degraded = get(PROFILE, w)
+    assert degraded.status_code == 200 and degraded["X-Prewarm-Source"] == "postgres"
+    assert doc(degraded)["channels"] == doc(warm)["channels"]
+    epg = get("/api/v1/me/epg", w)
+    assert epg.status_code == 200 and epg["X-Prewarm-Source"] == "postgres"
+    assert doc(epg)["channels"] == epg_warm["channels"]
+    assert get("/api/v1/me/playback/news", w).status_code == 200
+    assert get("/api/v1/me/playback/local", w).status_code == 403
+    assert get("/api/v1/me/playback/nosuch", w).status_code == 404
+    ready = Client().get("/readyz")
+    assert ready.status_code == 503
+    checks = orjson.loads(ready.content)
+    assert checks["checks"]["redis"].startswith("down") and checks["checks"]["postgres"] == "ok"
+    assert "redis" in checks["error"]["message"]
+    assert Client().get("/metrics").status_code == 200
+
+    server.start()  # empty: everything is a miss again
+    tracker = tracking.get()
+    wait_for(lambda: tracker.alive, 10, message="tracking reconnected")
+    wait_for(lambda: redis_reads.down() is None, 5, message="breaker closed")
+    back = get(PROFILE, w)
+    assert back.status_code == 200 and "X-Prewarm-Source" not in back
+    assert api_redis(server).exists(keys.profile_key(w.fan.pk))
+    assert Client().get("/readyz").status_code == 200
+
+
+def api_redis(server):
+    import redis
+
+    return redis.Redis.from_url(server.url)
