@@ -249,3 +249,59 @@ def throwaway_redis(tmp_path):
     server = RedisServer(tmp_path).start()
     yield server
     server.stop()
+
+
+# --- API fixtures ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def api_fresh(redis_client):
+    """This session's Redis keys gone and the API's process state (local cache, tracking
+    connection, per-thread connections, token memo) started afresh, before and after."""
+    from api import auth, redis_reads, tracking
+
+    def reset():
+        tracking.reset()
+        redis_reads.reset()
+        auth._memo.clear()
+
+    reset()
+    yield redis_client
+    reset()
+
+
+@pytest.fixture
+def api_world(catalogue, api_fresh):
+    """Viewers in EU-WEST on top of `catalogue`, each with a bearer token, and a guide for today.
+
+    fan: fibra + premium (news, sport1, movies allowed; local geo_blocked);
+    budget: cheapnet + premium (sport1, movies isp_restricted); free: fibra, no plan
+    (sport1, movies not_subscribed).
+    """
+    from types import SimpleNamespace
+
+    from api import tokens
+    from core.models import Profile, Programme, Subscription
+
+    c = catalogue
+    now, hour = c["now"], c["hour"]
+    fan = Profile.objects.create(region=c["eu"], isp=c["fibra"])
+    budget = Profile.objects.create(region=c["eu"], isp=c["cheap"])
+    free = Profile.objects.create(region=c["eu"], isp=c["fibra"])
+    for profile in (fan, budget):
+        Subscription.objects.create(profile=profile, plan=c["premium"], starts_at=now - 24 * hour)
+    for channel in (c["news"], c["sport1"], c["movies"], c["local"]):
+        for i in range(-3, 3):
+            Programme.objects.create(
+                channel=channel, starts_at=now + i * hour, ends_at=now + (i + 1) * hour,
+                title=f"{channel.code} show {i}", synopsis="Ünïcödé \"quoted\" synopsis", genre="news",
+            )
+
+    def token(profile, **kw):
+        return tokens.issue(profile.pk, ttl=kw.pop("ttl", 3600), **kw)
+
+    return SimpleNamespace(
+        **c, fan=fan, budget=budget, free=free, token=token,
+        auth=lambda profile: {"HTTP_AUTHORIZATION": f"Bearer {token(profile)}"},
+        ops_auth={"HTTP_AUTHORIZATION": f"Bearer {tokens.issue(0, ops=True, ttl=3600)}"},
+    )
