@@ -706,12 +706,10 @@ def cmd_run(args) -> int:
         return 1
 
     def body(stack: Stack, supervisor: Supervisor) -> int:
-        commands = set(manage("help", "--commands", capture=True).stdout.split())
         manage("migrate", "--noinput", "-v", "0")
-        if "seed_demo" in commands:
-            manage("seed_demo", "--profiles", str(args.profiles))
-        else:
-            log("manage.py seed_demo does not exist yet; skipping demo data")
+        manage("seed_demo", "--profiles", str(args.profiles))
+        # The cache server keeps nothing across restarts, and seeding skips the triggers.
+        manage("warm", "--all", "--restart")
         manage("collectstatic", "--noinput", "-v", "0")
         token = ""
         try:
@@ -719,9 +717,6 @@ def cmd_run(args) -> int:
         except subprocess.CalledProcessError as exc:
             log(f"no demo token: {exc.stderr.strip()}")
         processes = procfile_names()
-        if "relay" in processes and "relay" not in commands:
-            log("manage.py relay does not exist yet; starting the other processes without it")
-            processes.remove("relay")
         argv = [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile"),
                 "-d", str(ROOT), "-p", str(port), *processes]
 

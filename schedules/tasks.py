@@ -14,8 +14,9 @@ from workers.tasks import RETRY, rebuild
 
 from .beat import REFRESH_SECONDS
 
-# Look a little past the next run so a late beat tick never leaves a gap.
-LOOKAHEAD = timedelta(seconds=REFRESH_SECONDS * 2)
+# Look a little past the next run so a late beat tick never leaves a gap; stay well under
+# the Redis broker's visibility timeout, or a worker holding an ETA task sees it re-delivered.
+LOOKAHEAD = timedelta(seconds=REFRESH_SECONDS + 60)
 
 
 def due_edges(now: datetime, until: datetime) -> dict[tuple[str, datetime], set[int]]:
