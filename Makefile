@@ -1,6 +1,6 @@
 # Prewarm developer commands. `make run` starts the app, `make test` runs the tests;
 # both bootstrap .venv and start embedded Postgres/Valkey unless DATABASE_URL/REDIS_URL
-# are set. See docs-devstack.md.
+# are set. See README.md.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
