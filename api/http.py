@@ -14,16 +14,23 @@ VIEWER = "viewer"
 OPS = "ops"
 
 
-def endpoint(*methods: str, auth: str | None = PUBLIC):
-    """Answer 405 JSON for other methods; with `auth`, pass the verified token to the view."""
+def endpoint(*methods: str, auth: str | None = PUBLIC, query: tuple[str, ...] = ()):
+    """Answer 405 JSON for other methods and 400 for undocumented query parameters; with
+    `auth`, pass the verified token to the view."""
     allowed = frozenset(methods)
     allow_header = ", ".join(sorted(allowed))
+    known = frozenset(query)
 
     def decorate(view):
         @wraps(view)
         def wrapped(request, *args, **kwargs):
             if request.method not in allowed:
                 return error(405, "method_not_allowed", f"use {allow_header}", Allow=allow_header)
+            if request.META.get("QUERY_STRING"):
+                unknown = set(request.GET) - known
+                if unknown:
+                    names = ", ".join(sorted(repr(n[:40]) for n in unknown)[:5])
+                    return error(400, "unknown_parameter", f"unknown query parameters: {names}")
             if auth is None:
                 return view(request, *args, **kwargs)
             token = authenticate(request, ops=auth == OPS)
@@ -33,6 +40,7 @@ def endpoint(*methods: str, auth: str | None = PUBLIC):
 
         wrapped.allowed_methods = allowed
         wrapped.auth = auth
+        wrapped.query = known
         return wrapped
 
     return decorate

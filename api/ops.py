@@ -9,7 +9,7 @@ import orjson
 from .errors import error
 from .http import OPS, endpoint
 
-MAX_BODY = 64 * 1024
+MAX_BODY = 1024 * 1024
 MAX_ITEMS = 10_000
 REGION_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")

@@ -117,11 +117,12 @@ def _requested_day(request, tz: str) -> str | HttpResponse:
     except ValueError:
         return error(400, "bad_date", f"{raw} is not a calendar date")
     if raw not in kept:
-        return error(400, "date_out_of_window", f"the guide is kept from {first} to {last} ({tz})")
+        # A well-formed date whose guide is not kept: no such resource rather than bad input.
+        return error(404, "date_not_kept", f"the guide is kept from {first} to {last} ({tz})")
     return raw
 
 
-@endpoint("GET", auth=VIEWER)
+@endpoint("GET", auth=VIEWER, query=("date",))
 def me_epg(request, token):
     view, failed = _viewer(token)
     if failed is not None:

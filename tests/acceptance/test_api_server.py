@@ -1,0 +1,136 @@
+"""The API served by granian (2 worker processes) over real HTTP, real Redis and Postgres:
+exact local caches across processes, and schemathesis against the OpenAPI document."""
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.parameters import ParameterLocation
+
+from core import rebuild
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.django_db(transaction=True)]
+
+GRANIAN = Path(sys.executable).with_name("granian")
+
+
+class Server:
+    def __init__(self, env, log_path):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(log_path, "ab")
+        argv = [
+            str(GRANIAN), "--interface", "wsgi", "--workers", "2", "--blocking-threads", "1",
+            "--host", "127.0.0.1", "--port", str(self.port), "--no-ws", "core.wsgi:application",
+        ]
+        self.popen = subprocess.Popen(
+            argv, cwd=Path(__file__).resolve().parents[2], env={**env, "PREWARM_LOG_LEVEL": "WARNING"},
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline or self.popen.poll() is not None:
+                self.stop()
+                raise AssertionError(f"granian did not start:\n{Path(log_path).read_text()}")
+            time.sleep(0.1)
+
+    def stop(self):
+        import os
+        import signal
+
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(timeout=15)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def server(service_env, tmp_path_factory):
+    srv = Server(service_env, tmp_path_factory.mktemp("granian") / "granian.log")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def world(api_world):
+    w = api_world
+    rebuild.rebuild_profiles([w.fan.pk, w.budget.pk, w.free.pk])
+    rebuild.rebuild_epg([w.news.pk, w.sport1.pk, w.movies.pk, w.local.pk])
+    return w
+
+
+def headers(world, profile):
+    return {"Authorization": world.auth(profile)["HTTP_AUTHORIZATION"]}
+
+
+def fetch(server, path, h):
+    # A new connection each time, so both worker processes serve some of them.
+    return requests.get(server.url + path, headers={**h, "Connection": "close"}, timeout=10)
+
+
+def test_every_worker_sees_a_rebuild_at_once(server, world):
+    from core.models import Subscription
+
+    h = headers(world, world.fan)
+    for expected_plans in (["premium"], ["sports"], ["premium"]):
+        for _ in range(6):
+            response = fetch(server, "/api/v1/me/profile", h)
+            assert response.status_code == 200, response.text
+            assert orjson.loads(response.content)["subscriptions"] == expected_plans
+        Subscription.objects.filter(profile=world.fan).update(
+            plan=world.sports if expected_plans == ["premium"] else world.premium
+        )
+        rebuild.rebuild_profiles([world.fan.pk])
+
+
+def test_views_over_http(server, world):
+    h = headers(world, world.fan)
+    epg = fetch(server, "/api/v1/me/epg", h)
+    assert epg.status_code == 200 and epg.headers["Content-Type"] == "application/json"
+    assert fetch(server, "/api/v1/me/epg", {**h, "If-None-Match": epg.headers["ETag"]}).status_code == 304
+    assert fetch(server, "/api/v1/me/playback/local", h).status_code == 403
+    assert fetch(server, "/api/v1/me/playback/%FF%00", h).status_code == 400
+    assert fetch(server, "/api/v1/me/profile", {}).status_code == 401
+    assert requests.get(server.url + "/readyz", timeout=10).status_code == 200
+    assert "prewarm_api_hits_total" in requests.get(server.url + "/metrics", timeout=10).text
+    big = requests.post(server.url + "/api/v1/ops/warmups", data=b"{" * 2_000_000, timeout=10,
+                        headers={"Content-Type": "application/json", **{"Authorization": world.ops_auth["HTTP_AUTHORIZATION"]}})
+    assert big.status_code == 413
+
+
+# -- schemathesis: every documented operation, valid and invalid data ------------------
+
+
+# Loaded from the file the server serves (test_api.py checks /api/schema serves it): the
+# lazy fixture loader of schemathesis does not work with pytest 9.
+schema = schemathesis.openapi.from_path(Path(__file__).resolve().parents[2] / "api" / "openapi.yaml")
+
+
+@schema.parametrize()
+@settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+def test_openapi_conformance(case, server, world):
+    scope = world.ops_auth if case.path.startswith("/api/v1/ops") else world.auth(world.fan)
+    auth = {"Authorization": scope["HTTP_AUTHORIZATION"]}
+    if case.meta is not None and case.meta.is_negative_at(ParameterLocation.HEADER):
+        auth = {}  # the case sends broken or missing credentials on purpose
+    # Warm-up jobs answer 501 until their machinery lands: not a crash, so not a finding.
+    excluded = [not_a_server_error] if case.path.startswith("/api/v1/ops") else None
+    case.call_and_validate(base_url=server.url, headers=auth, excluded_checks=excluded)
