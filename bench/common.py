@@ -83,7 +83,7 @@ class Child:
 def worker(env, concurrency=2) -> Child:
     return Child("worker", [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "invalidate,warmup",
                             "-c", str(concurrency), "--without-gossip", "--without-mingle", "--without-heartbeat",
-                            "--loglevel", "WARNING"], env, ready=None)
+                            "--loglevel", os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING")], env, ready=None)
 
 
 def relay(env) -> Child:

@@ -81,3 +81,14 @@ def test_relay_keeps_rows_when_the_broker_refuses(catalogue, clean, monkeypatch)
     monkeypatch.undo()
     with relay.connect() as conn:
         assert relay.drain(conn) == rows
+
+
+def test_invalidate_and_warmup_queues_never_share_a_message(catalogue, clean):
+    from core.models import Channel
+    from workers.tasks import warm
+
+    app.connection_for_write().default_channel.queue_purge("warmup")
+    warm.delay("channel", [Channel.objects.first().pk])
+    assert queued("warmup") == 1 and queued("invalidate") == 0
+    tasks.rebuild.delay("channel", [Channel.objects.first().pk])
+    assert queued("warmup") == 1 and queued("invalidate") == 1
