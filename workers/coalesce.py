@@ -2,8 +2,10 @@
 
 A task clears its ids' markers *before* reading Postgres, so an event that lands while a
 rebuild runs queues one more rebuild: the last event is never dropped (unlike celery-once).
-A marker older than STALE_MS is claimable again, which heals a producer that died between
-claiming and publishing; the sweeper in workers.tasks re-queues such markers.
+The signal path skips ids with a marker; the relay, which is the delivery guarantee, sends
+regardless, so a producer that died between claiming and publishing costs no event (its
+outbox row is still there). A marker older than STALE_MS is claimable again, and the
+sweeper in workers.tasks re-queues such markers, so a stuck one only costs latency.
 """
 from __future__ import annotations
 
@@ -40,6 +42,14 @@ def claim(kind: str, ids: Iterable[int], *, stale_ms: int = STALE_MS) -> list[in
     script = client().register_script(_CLAIM)
     fresh = script(keys=[keys.dirty_key(kind)], args=[now_ms(), stale_ms, *ids])
     return [int(x) for x in fresh]
+
+
+def mark(kind: str, ids: Iterable[int]) -> list[int]:
+    """Mark ids queued unconditionally (the relay always sends); returns them sorted."""
+    ids = sorted(set(ids))
+    if ids:
+        client().hset(keys.dirty_key(kind), mapping={i: now_ms() for i in ids})
+    return ids
 
 
 def release(kind: str, ids: Iterable[int]) -> None:

@@ -22,16 +22,23 @@ def chunks(ids: list[int], size: int = BATCH) -> Iterable[list[int]]:
         yield ids[i : i + size]
 
 
-def publish(kind: str, ids: Iterable[int], committed_at: float | None) -> int:
-    """Queue rebuilds for ids not already queued; returns the number of tasks sent.
+def publish(kind: str, ids: Iterable[int], committed_at: float | None, *, coalesce_queued: bool = True) -> int:
+    """Queue rebuilds for ids; returns the number of tasks sent.
 
+    With `coalesce_queued` (the signal path) ids that already have a rebuild queued are
+    skipped. The relay passes False: it is the delivery guarantee, so it never trusts a
+    claim that a crashed producer may have left without a task behind it; it still marks
+    its ids so the signal path coalesces against its tasks.
     Raises if Redis or the broker refuses: the caller keeps its event (outbox row) then.
     """
     from .tasks import rebuild
 
     if kind not in KINDS:
         raise ValueError(f"unknown event kind {kind!r}")
-    fresh = coalesce.claim(kind, ids)
+    if coalesce_queued:
+        fresh = coalesce.claim(kind, ids)
+    else:
+        fresh = coalesce.mark(kind, ids)
     sent = 0
     for chunk in chunks(fresh):
         try:

@@ -92,3 +92,13 @@ def test_invalidate_and_warmup_queues_never_share_a_message(catalogue, clean):
     assert queued("warmup") == 1 and queued("invalidate") == 0
     tasks.rebuild.delay("channel", [Channel.objects.first().pk])
     assert queued("warmup") == 1 and queued("invalidate") == 1
+
+
+def test_relay_sends_even_when_a_crashed_producer_left_a_claim(catalogue, clean):
+    OutboxEvent.objects.all().delete()
+    p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
+    app.connection_for_write().default_channel.queue_purge("invalidate")
+    coalesce.claim("profile", [p.pk])  # claimed, then the producer died before publishing
+    with relay.connect() as conn:
+        assert relay.drain(conn) == 1
+    assert queued() == 1
