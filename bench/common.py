@@ -1,6 +1,7 @@
 """Shared harness parts: a bench database and key prefix, child processes, reports."""
 from __future__ import annotations
 
+import atexit
 import os
 import platform
 import signal
@@ -28,8 +29,11 @@ def bench_env() -> dict[str, str]:
     url = os.environ.get("BENCH_DATABASE_URL") or (
         f"postgres://{auth}@{parsed['HOST'] or '127.0.0.1'}:{parsed['PORT'] or 5432}/{BENCH_DB}"
     )
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    # Its own broker database, so a bench worker never takes a developer's or a test's tasks.
+    broker = os.environ.get("BENCH_BROKER_URL") or redis_url.rsplit("/", 1)[0] + "/15"
     env = dict(os.environ)
-    env.update(DATABASE_URL=url, PREWARM_KEY_PREFIX=os.environ.get("BENCH_KEY_PREFIX", BENCH_PREFIX),
+    env.update(DATABASE_URL=url, REDIS_URL=redis_url, CELERY_BROKER_URL=broker, PREWARM_KEY_PREFIX=os.environ.get("BENCH_KEY_PREFIX", BENCH_PREFIX),
                PREWARM_DEV="1", PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="core.settings")
     return env
 
@@ -62,6 +66,7 @@ class Child:
         self.log = open(self.log_path, "wb")
         self.popen = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                       start_new_session=True)
+        atexit.register(self.stop)  # even when the scenario fails half-way
         if ready:
             deadline = time.monotonic() + 60
             while ready not in self.log_path.read_text(errors="replace"):
@@ -70,6 +75,8 @@ class Child:
                 time.sleep(0.05)
 
     def stop(self):
+        if self.log.closed:
+            return
         if self.popen.poll() is None:
             os.killpg(self.popen.pid, signal.SIGTERM)
             try:

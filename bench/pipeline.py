@@ -10,7 +10,8 @@ from . import common
 
 def setup(env, profiles: int) -> None:
     common.ensure_database(env)
-    os.environ.update({k: env[k] for k in ("DATABASE_URL", "PREWARM_KEY_PREFIX", "PREWARM_DEV", "DJANGO_SETTINGS_MODULE")})
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "PREWARM_KEY_PREFIX",
+                                           "PREWARM_DEV", "DJANGO_SETTINGS_MODULE")})
     import django
 
     django.setup()
@@ -194,6 +195,7 @@ def memory(sample: int = 2000) -> dict:
 def run(args) -> None:
     env = common.bench_env()
     setup(env, args.profiles)
+    from core import keys
     from core.redis_conn import client
 
     # Claims left by an earlier, interrupted run would hold back their ids (beat's sweeper
