@@ -46,9 +46,9 @@ def dirty_key(kind: str) -> str:
     return f"{prefix()}:dirty:{kind}"
 
 
-def warm_cursor_key(scope: str) -> str:
-    """String: the last profile id a warm-up of this scope finished (for --resume)."""
-    return f"{prefix()}:warm:cursor:{scope}"
+def warm_done_key(scope: str) -> str:
+    """Set: the id spans a warm-up of this scope has finished (so it can resume)."""
+    return f"{prefix()}:warm:done:{scope}"
 
 
 def lag_key() -> str:

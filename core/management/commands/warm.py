@@ -22,7 +22,8 @@ class Command(BaseCommand):
         scope.add_argument("--region", nargs="+", metavar="CODE", help="profiles and classes of these regions")
         scope.add_argument("--profiles", nargs="+", type=int, metavar="ID", help="these profiles")
         scope.add_argument("--epg", action="store_true", help="EPG fragments of every channel only")
-        parser.add_argument("--restart", action="store_true", help="ignore a saved cursor and start over")
+        parser.add_argument("--restart", action="store_true", help="forget finished spans and start over")
+        parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
 
     def handle(self, *args, **opts):
         tty = sys.stdout.isatty()
@@ -52,7 +53,11 @@ class Command(BaseCommand):
                 raise CommandError(f"unknown region code(s): {', '.join(unknown)}")
             region_ids = sorted(found.values())
             scope = "regions:" + ",".join(sorted(found))
-        progress = warmup.warm_profiles(scope, region_ids, resume=not opts["restart"], on_progress=show)
+        if opts["jobs"] < 1:
+            raise CommandError("--jobs must be at least 1")
+        progress = warmup.warm_profiles(
+            scope, region_ids, jobs=opts["jobs"], resume=not opts["restart"], on_progress=show
+        )
         classes = rebuild.rebuild_regions(region_ids)
         self.stdout.write(
             f"profiles: {progress.done} warmed at {progress.rate:.0f}/s; classes: {classes.written} rebuilt"
