@@ -15,7 +15,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 PROCFILE = ROOT / "Procfile"
 DOCKERFILE = ROOT / "Dockerfile"
 
-APP_SERVICES = ("web", "worker", "beat", "relay")
+APP_SERVICES = ("web", "worker", "warmup", "beat", "relay")
 SHARED_ENV = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "SECRET_KEY", "PREWARM_KEY_PREFIX")
 REQUIRED_SECRET = re.compile(r"^\$\{SECRET_KEY:\?[^}]*\}$")
 
@@ -76,10 +76,10 @@ def test_commands(services):
     assert command(services["web"]).startswith("granian --interface wsgi ")
     assert command(services["web"]).endswith(" core.wsgi:application")
     assert "--port 8000" in command(services["web"])
-    worker = command(services["worker"])
-    assert worker.startswith("celery -A workers worker")
-    queues = worker.split("-Q ", 1)[1].split()[0].split(",")
-    assert set(queues) == {"invalidate", "warmup"}
+    for name, queue in (("worker", "invalidate"), ("warmup", "warmup")):
+        worker = command(services[name])
+        assert worker.startswith("celery -A workers worker")
+        assert worker.split("-Q ", 1)[1].split()[0].split(",") == [queue]
     assert command(services["beat"]).startswith("celery -A workers beat")
     assert command(services["relay"]) == "python manage.py relay"
     assert command(services["migrate"]).startswith("python manage.py migrate")
