@@ -209,3 +209,37 @@ def test_subscription_expiry_flips_the_cache_on_time_without_a_write(catalogue, 
     wait_for(lambda: subs(redis_client, p.pk) == [], timeout=20, message="expiry flipped the entry")
     built = int(redis_client.hget(keys.profile_key(p.pk), "built_at")) / 1000
     assert built >= expires.timestamp()
+
+
+def test_cache_redis_restart_loses_no_invalidation(catalogue, purge_queues, start_proc, throwaway_redis):
+    """The cache Redis goes away (and comes back empty): changes made meanwhile still land."""
+    import redis
+
+    cache = redis.Redis.from_url(throwaway_redis.url)
+    ids = bulk_profiles(catalogue, 100)
+    start_proc("worker", REDIS_URL=throwaway_redis.url)
+    start_proc("relay", REDIS_URL=throwaway_redis.url)
+    raw_sql(("UPDATE core_profile SET isp_id = %s WHERE id = ANY(%s)", [catalogue["cable"].pk, ids[:50]]))
+    wait_for(lambda: all(field(cache, pk, "isp") == b"cable" for pk in ids[:50]), message="first changes cached")
+    throwaway_redis.stop()
+    for pk in ids[50:]:
+        raw_sql(("UPDATE core_profile SET isp_id = %s WHERE id = %s", [catalogue["cheap"].pk, pk]))
+    time.sleep(1.0)
+    assert OutboxEvent.objects.count() >= 1  # the relay cannot mark them: the outbox waits
+    throwaway_redis.start()
+    cache = redis.Redis.from_url(throwaway_redis.url)
+    wait_for(lambda: all(field(cache, pk, "isp") == b"cheapnet" for pk in ids[50:]), timeout=60,
+             message="changes made while the cache was down")
+    wait_for(lambda: OutboxEvent.objects.count() == 0, message="outbox drained")
+
+
+def test_two_relays_share_the_outbox(catalogue, redis_client, purge_queues, start_proc):
+    ids = bulk_profiles(catalogue, 300)
+    start_proc("worker")
+    start_proc("relay")
+    start_proc("relay2", [sys.executable, "manage.py", "relay", "--poll", "0.2", "--batch", "5"])
+    with relay.connect() as conn:
+        for pk in ids:
+            conn.execute("UPDATE core_profile SET isp_id = %s WHERE id = %s", [catalogue["cable"].pk, pk])
+    wait_for(lambda: OutboxEvent.objects.count() == 0, timeout=30, message="outbox drained by two relays")
+    wait_for(lambda: all(field(redis_client, pk, "isp") == b"cable" for pk in ids), timeout=30, message="converged")
