@@ -76,9 +76,15 @@ def me_playback(request, token, channel_code):
         except DatabaseError as exc:
             return _unavailable(exc)
         if answer is None:
-            return error(404, "channel_not_found", f"no channel {channel_code!r}")
+            response = error(404, "channel_not_found", f"no channel {channel_code!r}")
+            response._has_been_logged = True
+            return response
     status, body = answer
-    return HttpResponse(body, status=status, content_type=JSON, headers=_headers(None, view.degraded))
+    response = HttpResponse(body, status=status, content_type=JSON, headers=_headers(None, view.degraded))
+    if status != 200:
+        # A refusal is an answer, not an error: Django would log every one at peak.
+        response._has_been_logged = True
+    return response
 
 
 # Per time zone: (valid until, today, kept days, first, last); recomputed at local midnight.

@@ -53,6 +53,8 @@ def test_profile_warm_hit_serves_stored_fields_without_sql(client, warm, django_
     assert api_world_redis().hget(keys.profile_key(warm.fan.pk), "class").decode() == doc["class"]
     assert again["Cache-Control"] == "private"
     assert again["ETag"].startswith('"p') and "X-Prewarm-Source" not in again
+    assert again["X-Content-Type-Options"] == "nosniff"
+    assert again["Content-Length"] == str(len(again.content))
 
 
 def test_profile_served_from_redis_when_profiles_are_not_kept_locally(client, warm, settings, django_assert_num_queries):
@@ -139,6 +141,7 @@ def test_playback_decisions(client, warm, who, code, status, reason, django_asse
         response = client.get(f"/api/v1/me/playback/{code}", **warm.auth(profile))
     assert response.status_code == status
     assert response["Cache-Control"] == "private"
+    assert response["Content-Length"] == str(len(response.content))
     doc = body(response)
     if reason is None:
         assert doc == {"channel": code, "allowed": True}
