@@ -64,6 +64,8 @@ def viewer(profile_id: int) -> Viewer:
             profile = _profile(cache, profile_id, now)
         except REDIS_ERRORS as exc:
             return _degraded(profile_id, now, exc)
+        except DatabaseError as exc:  # a miss needs Postgres to build
+            raise Unavailable(f"cannot build the profile entry: {exc}") from None
         if profile is None:
             return _degraded(profile_id, now, None)
     if profile.deleted:
@@ -76,6 +78,8 @@ def viewer(profile_id: int) -> Viewer:
             cls = _class(cache, profile, now)
         except REDIS_ERRORS as exc:
             return _degraded(profile_id, now, exc)
+        except DatabaseError as exc:
+            raise Unavailable(f"cannot build the class entry: {exc}") from None
         if cls is None:
             return _degraded(profile_id, now, None)
     return Viewer(profile, cls)
@@ -177,6 +181,8 @@ def epg(view: Viewer, day: str) -> tuple[EpgEntry, bool]:
         except REDIS_ERRORS as exc:
             log.debug("serving EPG from Postgres: %s", exc)
             entry = None
+        except DatabaseError as exc:
+            raise Unavailable(f"cannot build the programme guide: {exc}") from None
         if entry is not None:
             return entry, False
     COUNTS["epg:degraded"] += 1

@@ -183,3 +183,31 @@ def api_redis(server):
     import redis
 
     return redis.Redis.from_url(server.url)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_postgres_down_warm_hits_still_served_misses_are_503(api_world):
+    import socket
+
+    from django.db import connection
+
+    w = api_world
+    rebuild.rebuild_profiles([w.fan.pk])
+    assert get(PROFILE, w).status_code == 200
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    port = connection.settings_dict["PORT"]
+    connection.close()
+    connection.settings_dict["PORT"] = dead_port
+    try:
+        assert get(PROFILE, w).status_code == 200  # no SQL on a warm hit
+        cold = get(PROFILE, w, w.budget)
+        assert cold.status_code == 503 and orjson.loads(cold.content)["error"]["code"] == "unavailable"
+        ready = Client().get("/readyz")
+        assert ready.status_code == 503
+        assert orjson.loads(ready.content)["checks"]["postgres"].startswith("down")
+        assert Client().get("/metrics").status_code == 200
+    finally:
+        connection.close()
+        connection.settings_dict["PORT"] = port
