@@ -5,6 +5,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+from core.keys import flight_key
 from core.redis_conn import client
 
 # The lock outlives any sane build; a crashed builder only delays others this long.
@@ -17,14 +18,6 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-
-def flight_key(entry_key: str) -> str:
-    """The lock beside an entry (same hash tag, so Cluster-safe wherever the entry is).
-
-    core.keys owns key names; this one is derived from an entry key, never built apart.
-    """
-    return f"{entry_key}:flight"
 
 
 def run(entry_key: str, build: Callable[[], object], *, wait: float = WAIT_SECONDS) -> bool:

@@ -23,6 +23,11 @@ def class_key(class_id: str) -> str:
     return f"{prefix()}:class:{class_id}"
 
 
+def flight_key(entry_key: str) -> str:
+    """String: the single-flight build lock beside an entry (same hash tag as the entry)."""
+    return f"{entry_key}:flight"
+
+
 def region_classes_key(region_code: str) -> str:
     """Set of class ids seen in a region: what a licence change there must rebuild."""
     return f"{prefix()}:classes:{region_code}"
@@ -64,8 +69,3 @@ def lag_samples_key() -> str:
 def counters_key() -> str:
     """Hash: rebuild and event counters for /metrics."""
     return f"{prefix()}:metrics:counters"
-
-
-def invalidation_channel() -> str:
-    """Pub/sub channel on which workers announce rewritten shared entries."""
-    return f"{prefix()}:invalidations"

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import orjson
 from django.conf import settings
 
 from . import keys, selectors
@@ -107,7 +106,6 @@ def _write_classes(head: tuple[int, str, str, int], classes: list[EntitlementCla
     licences = selectors.licences([region_id])
     entries = [(keys.class_key(c.id), build_class(c, tz, version, channels, licences, now)) for c in classes]
     outcome = _tally(Outcome(), store().write_many(entries, epoch_ms(now)))
-    _announce([key for key, _ in entries])
     return outcome
 
 
@@ -163,16 +161,9 @@ def rebuild_epg(channel_ids: Iterable[int], *, now: datetime | None = None) -> O
         (keys.epg_fragment_key(tz, day.isoformat(), cid) for cid in gone for tz, day in windows), built
     )
     outcome.deleted = len(gone)
-    _announce([key for key, _ in entries] + [keys.epg_fragment_key(tz, d.isoformat(), c) for c in gone for tz, d in windows])
     _count("epg", outcome)
     return outcome
 
 
 def _fragment_entry(version: int, frag: bytes) -> Entry:
     return Entry(version, {"data": frag})
-
-
-def _announce(changed_keys: list[str]) -> None:
-    """Tell in-process caches which shared entries changed."""
-    if changed_keys:
-        client().publish(keys.invalidation_channel(), orjson.dumps(changed_keys))
