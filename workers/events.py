@@ -22,30 +22,29 @@ def chunks(ids: list[int], size: int = BATCH) -> Iterable[list[int]]:
         yield ids[i : i + size]
 
 
-def publish(kind: str, ids: Iterable[int], committed_at: float | None, *, coalesce_queued: bool = True) -> int:
-    """Queue rebuilds for ids; returns the number of tasks sent.
+def publish(kind: str, ids: Iterable[int], committed_at: float | None, *, trust_claims: bool = True) -> int:
+    """Queue rebuilds for the ids that have none queued; returns the number of tasks sent.
 
-    With `coalesce_queued` (the signal path) ids that already have a rebuild queued are
-    skipped. The relay passes False: it is the delivery guarantee, so it never trusts a
-    claim that a crashed producer may have left without a task behind it; it still marks
-    its ids so the signal path coalesces against its tasks.
+    The relay passes trust_claims=False: it is the delivery guarantee, so it sends over a
+    claim that a crashed producer may have left (see workers.coalesce).
     Raises if Redis or the broker refuses: the caller keeps its event (outbox row) then.
     """
     from .tasks import rebuild
 
     if kind not in KINDS:
         raise ValueError(f"unknown event kind {kind!r}")
-    if coalesce_queued:
-        fresh = coalesce.claim(kind, ids)
-    else:
-        fresh = coalesce.mark(kind, ids)
-    sent = 0
-    for chunk in chunks(fresh):
-        try:
+    token = coalesce.new_token()
+    fresh = coalesce.claim(kind, ids, token, trust_claims=trust_claims)
+    sent: list[int] = []
+    tasks = 0
+    try:
+        for chunk in chunks(fresh):
             rebuild.apply_async((kind, chunk, committed_at))
-        except Exception:
-            # Not queued: un-claim so the next event (or the relay's retry) queues it.
-            coalesce.release(kind, chunk)
-            raise
-        sent += 1
-    return sent
+            sent += chunk
+            tasks += 1
+    except Exception:
+        coalesce.unclaim(kind, fresh[len(sent) :], token)
+        raise
+    finally:
+        coalesce.queued(kind, sent, token)
+    return tasks

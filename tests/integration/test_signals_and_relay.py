@@ -39,16 +39,35 @@ def test_commit_queues_one_rebuild_rollback_queues_nothing(catalogue, clean):
 
 
 def test_coalescing_queues_again_once_the_rebuild_started(clean):
-    assert coalesce.claim("profile", [7, 8]) == [7, 8]
-    assert all(coalesce.claim("profile", [7, 8]) == [] for _ in range(50))
+    assert coalesce.claim("profile", [7, 8], "a") == [7, 8]
+    coalesce.queued("profile", [7, 8], "a")
+    assert all(coalesce.claim("profile", [7, 8], "b") == [] for _ in range(50))
+    assert coalesce.claim("profile", [7, 8], "relay", trust_claims=False) == []  # queued: skip
     coalesce.release("profile", [7])  # what a task does before reading Postgres
-    assert coalesce.claim("profile", [7, 8]) == [7]
+    assert coalesce.claim("profile", [7, 8], "c") == [7]
+
+
+def test_a_claim_without_a_task_is_taken_over_by_the_relay(clean):
+    assert coalesce.claim("profile", [5], "dead") == [5]  # producer dies before publishing
+    assert coalesce.claim("profile", [5], "signal") == []  # another signal producer trusts it
+    assert coalesce.claim("profile", [5], "relay", trust_claims=False) == [5]
+    coalesce.queued("profile", [5], "dead")  # a late confirm of the other claim does nothing
+    assert clean.hget(keys.dirty_key("profile"), 5).startswith(b"crelay:")
+
+
+def test_failed_publish_drops_only_its_own_claims(clean):
+    coalesce.claim("profile", [1, 2], "a")
+    coalesce.unclaim("profile", [1, 2], "b")
+    assert clean.hlen(keys.dirty_key("profile")) == 2
+    coalesce.unclaim("profile", [1, 2], "a")
+    assert clean.hlen(keys.dirty_key("profile")) == 0
 
 
 def test_stale_markers_are_claimable_again(clean):
-    coalesce.claim("profile", [9])
-    assert coalesce.claim("profile", [9]) == []
-    assert coalesce.claim("profile", [9], stale_ms=-1) == [9]
+    coalesce.claim("profile", [9], "a")
+    coalesce.queued("profile", [9], "a")
+    assert coalesce.claim("profile", [9], "b") == []
+    assert coalesce.claim("profile", [9], "b", stale_ms=-1) == [9]
     assert coalesce.stale("profile", stale_ms=-1) == [9]
 
 
@@ -98,7 +117,8 @@ def test_relay_sends_even_when_a_crashed_producer_left_a_claim(catalogue, clean)
     OutboxEvent.objects.all().delete()
     p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
     app.connection_for_write().default_channel.queue_purge("invalidate")
-    coalesce.claim("profile", [p.pk])  # claimed, then the producer died before publishing
+    clean.delete(keys.dirty_key("profile"))  # forget the signal path's task, purged above
+    coalesce.claim("profile", [p.pk], "dead")  # claimed, then the producer died before publishing
     with relay.connect() as conn:
         assert relay.drain(conn) == 1
     assert queued() == 1
