@@ -235,5 +235,5 @@ def _epg(cache: LocalCache, view: Viewer, day: str, local_key) -> EpgEntry | Non
         cache.abandon(ticket)
         if attempt == 0:
             COUNTS["epg:miss"] += 1
-            single_flight.run(keys.epg_channels_key(cls.tz, day), lambda: rebuild.rebuild_epg(missing))
+            single_flight.run(keys.epg_day_key(cls.tz, day), lambda: rebuild.rebuild_epg(missing))
     return None

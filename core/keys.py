@@ -41,9 +41,10 @@ def epg_fragment_key(tz: str, day: str, channel_id: int) -> str:
     return f"{prefix()}:epg:{{{tz}|{day}}}:{channel_id}"
 
 
-def epg_channels_key(tz: str, day: str) -> str:
-    """Set of channel ids with a fragment for (timezone, day), in the fragments' slot."""
-    return f"{prefix()}:epg:{{{tz}|{day}}}:channels"
+def epg_day_key(tz: str, day: str) -> str:
+    """Names one (timezone, day) of fragments, in their slot; holds no value itself: a view
+    building that day's missing fragments takes its single-flight lock from this name."""
+    return f"{prefix()}:epg:{{{tz}|{day}}}"
 
 
 def dirty_key(kind: str) -> str:

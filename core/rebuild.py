@@ -115,7 +115,15 @@ def rebuild_regions(region_ids: Iterable[int] | None = None, *, now: datetime | 
     total = Outcome()
     for head in selectors.region_heads(None if region_ids is None else set(region_ids)):
         members = client().smembers(keys.region_classes_key(head[1]))
-        classes = [class_from_member(head[1], m) for m in members]
+        if members:
+            classes = [class_from_member(head[1], m) for m in members]
+        else:
+            # The set is gone (evicted under allkeys-lru, or never built): ask Postgres, so
+            # no class entry is left stale, and remember the answer.
+            found = selectors.region_classes(head[0], now)
+            classes = [EntitlementClass(head[1], isp, frozenset(plans)) for isp, plans in found]
+            if classes:
+                client().sadd(keys.region_classes_key(head[1]), *[class_member(c) for c in classes])
         if classes:
             outcome = _write_classes(head, classes, now)
             total.written += outcome.written
@@ -149,14 +157,6 @@ def rebuild_epg(channel_ids: Iterable[int], *, now: datetime | None = None) -> O
             entries.append((keys.epg_fragment_key(tz, day.isoformat(), channel.id), _fragment_entry(version, frag)))
     outcome = _tally(Outcome(), store().write_many(entries, built))
     gone = ids - {c.id for c, _ in heads}
-    pipe = client().pipeline(transaction=False)
-    for tz, day in windows:
-        day_s = day.isoformat()
-        if heads:
-            pipe.sadd(keys.epg_channels_key(tz, day_s), *[c.id for c, _ in heads])
-        if gone:
-            pipe.srem(keys.epg_channels_key(tz, day_s), *gone)
-    pipe.execute()
     store().tombstone_many(
         (keys.epg_fragment_key(tz, day.isoformat(), cid) for cid in gone for tz, day in windows), built
     )

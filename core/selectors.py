@@ -104,3 +104,22 @@ def programmes(channel_ids: Iterable[int], start: datetime, end: datetime) -> di
 
 def timezones() -> list[str]:
     return [tz for (tz,) in _rows("SELECT DISTINCT timezone FROM core_region ORDER BY 1")]
+
+
+def region_classes(region_id: int, now: datetime) -> list[tuple[str, list[str]]]:
+    """(isp, active plans) of every entitlement class with a viewer in the region, from
+    Postgres: the slow, exact answer when Redis lost the region's class set."""
+    return _rows(
+        """SELECT DISTINCT isp, plans FROM (
+             SELECT i.code AS isp,
+                    COALESCE(array_agg(DISTINCT pl.code ORDER BY pl.code)
+                             FILTER (WHERE pl.code IS NOT NULL), '{}') AS plans
+               FROM core_profile p
+               JOIN core_isp i ON i.id = p.isp_id
+               LEFT JOIN core_subscription s ON s.profile_id = p.id AND s.starts_at <= %s
+                    AND (s.expires_at IS NULL OR s.expires_at > %s)
+               LEFT JOIN core_plan pl ON pl.id = s.plan_id
+              WHERE p.region_id = %s
+              GROUP BY p.id, i.code) per_profile""",
+        [now, now, region_id],
+    )

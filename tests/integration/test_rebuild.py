@@ -120,7 +120,7 @@ def test_epg_fragments_per_timezone_and_day(catalogue, redis_client):
     today = now.astimezone(__import__("zoneinfo").ZoneInfo("Europe/London")).date().isoformat()
     frag = redis_client.hget(keys.epg_fragment_key("Europe/London", today, catalogue["news"].pk), "data")
     assert [p["title"] for p in orjson.loads(frag)["programmes"]] == ["Nachrichten Über"]
-    assert redis_client.sismember(keys.epg_channels_key("America/New_York", days[1].isoformat()), catalogue["news"].pk)
+    assert redis_client.exists(keys.epg_fragment_key("America/New_York", days[1].isoformat(), catalogue["news"].pk))
 
 
 def test_class_of_profile_matches_builder(catalogue, redis_client):
@@ -129,3 +129,16 @@ def test_class_of_profile_matches_builder(catalogue, redis_client):
     facts = selectors.profile_facts([p.pk])[p.pk]
     cls = profile_class(facts, catalogue["now"])
     assert class_data(redis_client, cls.id)["allowed"] == ["news", "local"]
+
+
+def test_licence_change_after_the_class_set_was_evicted_still_rebuilds_classes(catalogue, redis_client):
+    p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
+    Subscription.objects.create(profile=p, plan=catalogue["sports"], starts_at=catalogue["now"] - catalogue["hour"])
+    rebuild.rebuild_profiles([p.pk])
+    cls_id = redis_client.hget(keys.profile_key(p.pk), "class").decode()
+    assert class_data(redis_client, cls_id)["allowed"] == ["news", "sport1"]
+    redis_client.delete(keys.region_classes_key("EU-WEST"))  # what allkeys-lru may do
+    Licence.objects.filter(channel=catalogue["sport1"], region=catalogue["eu"]).delete()
+    assert rebuild.rebuild_regions([catalogue["eu"].pk]).written == 1
+    assert class_data(redis_client, cls_id)["denied"]["sport1"] == "geo_blocked"
+    assert redis_client.scard(keys.region_classes_key("EU-WEST")) == 1
