@@ -11,11 +11,20 @@ def main(argv=None) -> int:
     p.add_argument("--rate", type=int, default=200, help="changes per second for the lag runs")
     p.add_argument("--seconds", type=float, default=15)
     p.add_argument("--burst", type=int, default=100_000, help="subscriptions changed by one UPDATE")
+    a = sub.add_parser("api", help="API throughput and latency vs a constant-bytes floor and the naive EPG (wrk)")
+    a.add_argument("--profiles", type=int, default=100_000)
+    a.add_argument("--duration", type=float, default=10, help="seconds per measurement")
+    a.add_argument("--connections", type=int, default=32)
+    a.add_argument("--tokens", type=int, default=1000, help="viewer tokens the requests rotate over")
     args = parser.parse_args(argv)
     if args.scenario == "pipeline":
         from . import pipeline
 
         pipeline.run(args)
+    elif args.scenario == "api":
+        from . import api
+
+        api.run(args)
     return 0
 
 

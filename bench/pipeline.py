@@ -2,31 +2,9 @@
 fan-out, and Redis bytes per profile; all with real worker and relay processes."""
 from __future__ import annotations
 
-import os
 import time
 
 from . import common
-
-
-def setup(env, profiles: int) -> None:
-    common.ensure_database(env)
-    os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "PREWARM_KEY_PREFIX",
-                                           "PREWARM_DEV", "DJANGO_SETTINGS_MODULE")})
-    import django
-
-    django.setup()
-    common.manage(env, "migrate", "-v0", quiet=True)
-    from core.models import Profile
-
-    if Profile.objects.count() != profiles:
-        common.manage(env, "seed_demo", "--profiles", str(profiles), "--reset")
-    from core import keys
-    from core.redis_conn import client
-
-    if not client().exists(keys.profile_key(Profile.objects.order_by("-id").values_list("id", flat=True)[0])):
-        t0 = time.monotonic()
-        common.manage(env, "warm", "--all", "--restart")
-        print(f"warm-up: {profiles} profiles in {time.monotonic() - t0:.1f}s", flush=True)
 
 
 def drained(conn) -> bool:
@@ -194,7 +172,7 @@ def memory(sample: int = 2000) -> dict:
 
 def run(args) -> None:
     env = common.bench_env()
-    setup(env, args.profiles)
+    common.setup(env, args.profiles)
     from core import keys
     from core.redis_conn import client
 

@@ -1,0 +1,8 @@
+"""Settings of the bench server: the product's, with the baseline routes of bench.urls added."""
+from core.settings import *  # noqa: F403
+from core.settings import MIDDLEWARE as _PRODUCT_MIDDLEWARE
+
+ROOT_URLCONF = "bench.urls"
+# The product's fast path, extended to the baseline routes (see bench.middleware).
+MIDDLEWARE = ["bench.middleware.BenchFastPath" if m == "api.middleware.ApiFastPath" else m
+              for m in _PRODUCT_MIDDLEWARE]

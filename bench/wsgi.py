@@ -1,0 +1,10 @@
+"""WSGI entry point of the bench server: the product's core.wsgi, loaded with bench.settings.
+
+Importing core.wsgi (rather than building a second application here) keeps whatever the
+product does at start-up, such as api.gc_tuning, in the measurement.
+"""
+import os
+
+os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+
+from core.wsgi import application  # noqa: E402,F401
