@@ -5,7 +5,6 @@ from datetime import UTC, date, datetime
 
 from core import selectors
 from core.builders import (
-    ChannelFacts,
     Entry,
     assemble_epg,
     build_class,
@@ -15,10 +14,8 @@ from core.builders import (
     local_day_bounds,
     profile_class,
 )
-from core.entitlement import channel_decisions
-from core.models import Channel
 
-from .entries import ClassEntry, EpgEntry, ProfileEntry, epg_etag, parse_class, parse_profile, playback_body
+from .entries import ClassEntry, EpgEntry, ProfileEntry, epg_etag, parse_class, parse_profile
 
 
 def _fields(entry: Entry, built_at: int) -> dict[bytes, bytes]:
@@ -56,19 +53,3 @@ def epg(cls: ClassEntry, day: str, now: float) -> EpgEntry:
             tags.append(f"{version}.pg".encode())
     body = assemble_epg(the_day, cls.tz, frags)
     return EpgEntry(body, epg_etag(cls.etag, day, tags), cls.valid_until)
-
-
-def playback(profile_id: int, code: str, now: float) -> tuple[int, bytes] | None:
-    """Decision for a channel the cached class does not know: None when it does not exist."""
-    if not Channel.objects.filter(code=code).exists():
-        return None
-    channels: list[ChannelFacts] = selectors.channels()
-    moment = datetime.fromtimestamp(now, UTC)
-    facts = selectors.profile_facts([profile_id]).get(profile_id)
-    head = selectors.region_by_code(facts.region) if facts else None
-    if facts is None or head is None:
-        return None
-    decisions = channel_decisions(
-        profile_class(facts, moment), selectors.licences([head[0]]), {c.code: c.plans for c in channels}, moment
-    )
-    return playback_body(code, decisions.get(code))

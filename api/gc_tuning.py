@@ -2,8 +2,9 @@
 
 gc.freeze() puts every object alive now (Django, the URLconf, settings, modules) in a
 permanent generation the collector never scans again; a higher gen-0 threshold makes the
-short-lived request objects trigger collections far less often. Set PREWARM_GC_TUNING=0
-to compare without.
+short-lived request objects trigger collections far less often. The seed article advised
+it; measured here (`python -m bench api`) it gave nothing or cost up to ~10%, so it is off
+unless PREWARM_GC_TUNING=1.
 """
 import gc
 import os
@@ -12,7 +13,7 @@ GEN0_THRESHOLD = 50_000
 
 
 def tune() -> None:
-    if os.environ.get("PREWARM_GC_TUNING", "1") == "0":
+    if os.environ.get("PREWARM_GC_TUNING", "0") != "1":
         return
     gc.collect()
     gc.freeze()

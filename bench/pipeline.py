@@ -144,7 +144,8 @@ def fanout() -> dict:
             pipe.hget(k, "data")
         return all(d and orjson.loads(d)["denied"].get(channel.code) == "geo_blocked" for d in pipe.execute())
 
-    converge = wait(all_blocked, 60, 0.02)
+    wait(all_blocked, 60, 0.02)
+    converge = time.monotonic() - t0  # from before the deleting transaction
     with relay.connect() as conn, conn.transaction():
         for row in saved:
             conn.execute("INSERT INTO core_licence (id, channel_id, region_id, isp_mode, valid_from, valid_until)"

@@ -157,12 +157,19 @@ def test_playback_unknown_and_malformed_channels(client, warm):
         assert error_code(response) == "bad_channel_code"
 
 
-def test_channel_newer_than_the_class_entry_is_checked_in_postgres(client, warm):
+def test_new_channel_is_known_once_its_class_rebuild_lands_and_never_asks_postgres(
+    client, warm, django_assert_num_queries
+):
+    from core import rebuild
     from core.models import Channel, Licence
 
     client.get("/api/v1/me/playback/news", **warm.auth(warm.fan))  # class entry now cached
     late = Channel.objects.create(code="late", name="Late", number=9)
     Licence.objects.create(channel=late, region=warm.eu)
+    with django_assert_num_queries(0):  # an unknown code costs no query, whatever it is
+        response = client.get("/api/v1/me/playback/late", **warm.auth(warm.fan))
+    assert response.status_code == 404
+    rebuild.rebuild_regions([warm.eu.pk])  # what the worker does for the channel's event
     response = client.get("/api/v1/me/playback/late", **warm.auth(warm.fan))
     assert response.status_code == 200 and body(response) == {"channel": "late", "allowed": True}
 
