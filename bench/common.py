@@ -132,10 +132,11 @@ class Child:
         self.log.close()
 
 
-def worker(env, concurrency=2) -> Child:
-    return Child("worker", [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "invalidate,warmup",
-                            "-c", str(concurrency), "--without-gossip", "--without-mingle", "--without-heartbeat",
-                            "--loglevel", os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING")], env, ready=None)
+def worker(env, concurrency=2, pool="prefork", name="worker") -> Child:
+    return Child(name, [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "invalidate,warmup",
+                        "-P", pool, "-c", str(concurrency), "-n", f"{name}@%h", "--without-gossip",
+                        "--without-mingle", "--without-heartbeat",
+                        "--loglevel", os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING")], env, ready=None)
 
 
 def relay(env) -> Child:

@@ -45,6 +45,7 @@ def lag_at_rate(rate: int, seconds: float, path: str) -> dict:
     ids = list(Profile.objects.order_by("?").values_list("id", flat=True)[: int(rate * seconds)])
     isps = list(Isp.objects.values_list("id", flat=True))
     interval = 1.0 / rate
+    commits: list[float] = []  # the writer's own UPDATE + COMMIT time: part of every lag
     start = time.monotonic()
     with relay.connect() as conn:
         for n, pk in enumerate(ids):
@@ -52,10 +53,13 @@ def lag_at_rate(rate: int, seconds: float, path: str) -> dict:
             delay = target - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+            t0 = time.perf_counter()
             if path == "relay":
                 conn.execute("UPDATE core_profile SET isp_id = %s WHERE id = %s", [isps[n % len(isps)], pk])
             else:
                 Profile.objects.filter(pk=pk).update(isp_id=isps[n % len(isps)])
+            commits.append((time.perf_counter() - t0) * 1000)
+            if path == "signal":
                 _signal(pk)
         achieved = len(ids) / (time.monotonic() - start)
         wait(lambda: drained(conn), 60)
@@ -63,7 +67,7 @@ def lag_at_rate(rate: int, seconds: float, path: str) -> dict:
     from workers import lag
 
     samples = [s * 1000 for s in lag.recent_samples()]
-    return {**common.summary(samples), "rate": achieved}
+    return {**common.summary(samples), "rate": achieved, "commit": common.summary(commits)}
 
 
 def _signal(pk: int) -> None:
@@ -155,6 +159,12 @@ def fanout() -> dict:
     return {"viewers": viewers, "classes": len(class_keys), "converge_s": converge, "channel": channel.code}
 
 
+def relay_conn():
+    from workers import relay
+
+    return relay.connect()
+
+
 def memory(sample: int = 2000) -> dict:
     from core import keys
     from core.models import Profile
@@ -190,6 +200,9 @@ def run(args) -> None:
             r = lag_at_rate(args.rate, args.seconds, path)
             rows.append((f"lag via {path} @ {r['rate']:.0f}/s", r["n"], f"{r['p50']:.2f} ms", f"{r['p90']:.2f} ms",
                          f"{r['p99']:.2f} ms", f"{r['max']:.2f} ms"))
+            c = r["commit"]
+            rows.append((f"  of which the writer's UPDATE+COMMIT", c["n"], f"{c['p50']:.2f} ms", f"{c['p90']:.2f} ms",
+                         f"{c['p99']:.2f} ms", f"{c['max']:.2f} ms"))
         settle()
         b = burst(args.burst)
         rows.append((f"burst: 1 UPDATE of {b['rows']} subscriptions", b["profiles"], f"{b['converge_s']:.2f} s",
@@ -203,6 +216,9 @@ def run(args) -> None:
         notes.append("lag = trigger clock_timestamp() (just before commit) -> entry written, per task, from the workers' samples")
         notes.append("burst/fan-out: commit -> every affected entry current; n = profiles (burst) or classes (fan-out)")
         notes.append(f"worker: 1 celery prefork worker, concurrency 2; relay: 1 process; profiles seeded: {args.profiles}")
+        with relay_conn() as conn:
+            sync, fsync = (conn.execute(f"SHOW {g}").fetchone()[0] for g in ("synchronous_commit", "fsync"))
+        notes.append(f"Postgres synchronous_commit={sync}, fsync={fsync}: the writer's commit waits for the WAL flush")
         common.write_report("pipeline", "Pipeline benchmark", rows, ("measure", "n", "p50 / time", "p90", "p99", "max"),
                             notes)
     finally:

@@ -5,10 +5,11 @@ broker accepted the task (queued). A task clears its ids' markers *before* readi
 Postgres, so an event that lands while a rebuild runs queues one more: the last event is
 never dropped (unlike celery-once), and a burst costs one or two rebuilds.
 
-The signal path skips ids that are claimed or queued. The relay, the delivery guarantee,
-skips only *queued* ids: a claim may belong to a producer that died before publishing, so
-the relay takes it over and sends. A marker older than STALE_MS counts as absent, and the
-sweeper in workers.tasks re-queues such markers, so a stuck one only costs latency.
+Producers skip queued ids and other producers' fresh claims, so an ORM change announced by
+both the signal path and the relay is usually queued once. The relay never trusts another
+relay's claim (it may have died mid-batch; its rows are being re-read). A web process that
+dies between claiming and publishing leaves a claim that goes stale after CLAIM_STALE_MS;
+the sweeper in workers.tasks (beat, every 30 s) then re-queues it: late, never lost.
 """
 from __future__ import annotations
 
@@ -20,17 +21,25 @@ from collections.abc import Iterable
 from core import keys
 from core.redis_conn import client
 
-STALE_MS = 60_000
+# A claim is a producer between claiming and publishing (milliseconds); a queued marker
+# waits for a worker (seconds, more under a backlog). Older ones count as absent.
+CLAIM_STALE_MS = 5_000
+QUEUED_STALE_MS = 60_000
 
+# ARGV: now_ms, claim_stale_ms, queued_stale_ms, token, ids. A relay token starts with 'r':
+# a relay trusts queued ids and other producers' fresh claims, never another relay's claim
+# (that relay may have died mid-batch, and its rows are being re-read right now).
 _CLAIM = """
-local now, stale, token, trust = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4] == '1'
+local now, claim_stale, queued_stale, token = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local relay = string.sub(token, 1, 1) == 'r'
 local out = {}
 for i = 5, #ARGV do
   local cur = redis.call('HGET', KEYS[1], ARGV[i])
   local skip = false
-  if cur and now - tonumber(string.match(cur, '(%d+)$')) <= stale then
-    local state = string.sub(cur, 1, 1)
-    skip = state == 'q' or (trust and state == 'c')
+  if cur then
+    local state, age = string.sub(cur, 1, 1), now - tonumber(string.match(cur, '(%d+)$'))
+    if state == 'q' then skip = age <= queued_stale
+    else skip = age <= claim_stale and not (relay and string.sub(cur, 2, 2) == 'r') end
   end
   if not skip then
     redis.call('HSET', KEYS[1], ARGV[i], 'c' .. token .. ':' .. ARGV[1])
@@ -61,18 +70,18 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def new_token() -> str:
-    return secrets.token_hex(4)
+def new_token(*, relay: bool = False) -> str:
+    return ("r" if relay else "s") + secrets.token_hex(4)
 
 
-def claim(kind: str, ids: Iterable[int], token: str, *, trust_claims: bool = True, stale_ms: int = STALE_MS) -> list[int]:
+def claim(kind: str, ids: Iterable[int], token: str, *, now: int | None = None) -> list[int]:
     """Claim ids for publishing; return those this producer must send."""
     ids = sorted(set(ids))
     if not ids:
         return []
     script = client().register_script(_CLAIM)
-    fresh = script(keys=[keys.dirty_key(kind)], args=[now_ms(), stale_ms, token, int(trust_claims), *ids])
-    return [int(x) for x in fresh]
+    args = [now if now is not None else now_ms(), CLAIM_STALE_MS, QUEUED_STALE_MS, token, *ids]
+    return [int(x) for x in script(keys=[keys.dirty_key(kind)], args=args)]
 
 
 def _settle(kind: str, ids: list[int], token: str, mode: str) -> None:
@@ -97,11 +106,13 @@ def release(kind: str, ids: Iterable[int]) -> None:
         client().hdel(keys.dirty_key(kind), *ids)
 
 
-def stale(kind: str, *, stale_ms: int = STALE_MS) -> list[int]:
-    cutoff = now_ms() - stale_ms
+def stale(kind: str, *, now: int | None = None) -> list[int]:
+    """Ids whose marker outlived its state: a producer died, or a task was lost."""
+    now = now if now is not None else now_ms()
     out = []
     for k, v in client().hgetall(keys.dirty_key(kind)).items():
         m = _AT.search(v)
-        if m is None or int(m.group(1)) < cutoff:
+        limit = QUEUED_STALE_MS if v[:1] == b"q" else CLAIM_STALE_MS
+        if m is None or now - int(m.group(1)) > limit:
             out.append(int(k))
     return out

@@ -22,19 +22,18 @@ def chunks(ids: list[int], size: int = BATCH) -> Iterable[list[int]]:
         yield ids[i : i + size]
 
 
-def publish(kind: str, ids: Iterable[int], committed_at: float | None, *, trust_claims: bool = True) -> int:
+def publish(kind: str, ids: Iterable[int], committed_at: float | None, *, relay: bool = False) -> int:
     """Queue rebuilds for the ids that have none queued; returns the number of tasks sent.
 
-    The relay passes trust_claims=False: it is the delivery guarantee, so it sends over a
-    claim that a crashed producer may have left (see workers.coalesce).
+    `relay` marks the outbox relay's claims (see workers.coalesce for who trusts whom).
     Raises if Redis or the broker refuses: the caller keeps its event (outbox row) then.
     """
     from .tasks import rebuild
 
     if kind not in KINDS:
         raise ValueError(f"unknown event kind {kind!r}")
-    token = coalesce.new_token()
-    fresh = coalesce.claim(kind, ids, token, trust_claims=trust_claims)
+    token = coalesce.new_token(relay=relay)
+    fresh = coalesce.claim(kind, ids, token)
     sent: list[int] = []
     tasks = 0
     try:

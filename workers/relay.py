@@ -51,7 +51,7 @@ def drain_once(conn: psycopg.Connection, batch_rows: int = BATCH_ROWS) -> int:
             committed[kind] = min(created, committed.get(kind, created))
         for kind, ids in grouped.items():
             if kind in events.KINDS:
-                events.publish(kind, ids, committed[kind], trust_claims=False)
+                events.publish(kind, ids, committed[kind], relay=True)
             else:
                 log.error("dropping outbox rows of unknown kind %r", kind)
         conn.execute("DELETE FROM prewarm_outbox WHERE id = ANY(%s)", [[r[0] for r in rows]])

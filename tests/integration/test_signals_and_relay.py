@@ -39,36 +39,45 @@ def test_commit_queues_one_rebuild_rollback_queues_nothing(catalogue, clean):
 
 
 def test_coalescing_queues_again_once_the_rebuild_started(clean):
-    assert coalesce.claim("profile", [7, 8], "a") == [7, 8]
-    coalesce.queued("profile", [7, 8], "a")
-    assert all(coalesce.claim("profile", [7, 8], "b") == [] for _ in range(50))
-    assert coalesce.claim("profile", [7, 8], "relay", trust_claims=False) == []  # queued: skip
+    assert coalesce.claim("profile", [7, 8], "sa") == [7, 8]
+    coalesce.queued("profile", [7, 8], "sa")
+    assert all(coalesce.claim("profile", [7, 8], "sb") == [] for _ in range(50))
+    assert coalesce.claim("profile", [7, 8], "rrelay") == []  # queued: the relay skips too
     coalesce.release("profile", [7])  # what a task does before reading Postgres
-    assert coalesce.claim("profile", [7, 8], "c") == [7]
+    assert coalesce.claim("profile", [7, 8], "sc") == [7]
 
 
-def test_a_claim_without_a_task_is_taken_over_by_the_relay(clean):
-    assert coalesce.claim("profile", [5], "dead") == [5]  # producer dies before publishing
-    assert coalesce.claim("profile", [5], "signal") == []  # another signal producer trusts it
-    assert coalesce.claim("profile", [5], "relay", trust_claims=False) == [5]
-    coalesce.queued("profile", [5], "dead")  # a late confirm of the other claim does nothing
-    assert clean.hget(keys.dirty_key("profile"), 5).startswith(b"crelay:")
+def test_a_dead_relays_claim_is_taken_over_by_the_next_relay(clean):
+    assert coalesce.claim("profile", [5], "rdead") == [5]  # the relay died before publishing
+    assert coalesce.claim("profile", [5], "ssignal") == []  # a signal producer trusts it...
+    assert coalesce.claim("profile", [5], "rnext") == [5]  # ...the relay re-reading its rows does not
+    coalesce.queued("profile", [5], "rdead")  # a late confirm of the dead claim does nothing
+    assert clean.hget(keys.dirty_key("profile"), 5).startswith(b"crnext:")
+
+
+def test_a_dead_web_process_claim_goes_stale_and_the_sweeper_sends_it(clean):
+    assert coalesce.claim("profile", [6], "sdead") == [6]  # died between claim and publish
+    assert coalesce.claim("profile", [6], "rrelay") == []  # the relay trusts a fresh claim
+    later = coalesce.now_ms() + coalesce.CLAIM_STALE_MS + 1
+    assert coalesce.stale("profile", now=later) == [6]
+    assert coalesce.claim("profile", [6], "ssweeper", now=later) == [6]
 
 
 def test_failed_publish_drops_only_its_own_claims(clean):
-    coalesce.claim("profile", [1, 2], "a")
-    coalesce.unclaim("profile", [1, 2], "b")
+    coalesce.claim("profile", [1, 2], "sa")
+    coalesce.unclaim("profile", [1, 2], "sb")
     assert clean.hlen(keys.dirty_key("profile")) == 2
-    coalesce.unclaim("profile", [1, 2], "a")
+    coalesce.unclaim("profile", [1, 2], "sa")
     assert clean.hlen(keys.dirty_key("profile")) == 0
 
 
-def test_stale_markers_are_claimable_again(clean):
-    coalesce.claim("profile", [9], "a")
-    coalesce.queued("profile", [9], "a")
-    assert coalesce.claim("profile", [9], "b") == []
-    assert coalesce.claim("profile", [9], "b", stale_ms=-1) == [9]
-    assert coalesce.stale("profile", stale_ms=-1) == [9]
+def test_queued_markers_go_stale_later_than_claims(clean):
+    coalesce.claim("profile", [9], "sa")
+    coalesce.queued("profile", [9], "sa")
+    now = coalesce.now_ms()
+    assert coalesce.stale("profile", now=now + coalesce.CLAIM_STALE_MS + 1) == []
+    assert coalesce.stale("profile", now=now + coalesce.QUEUED_STALE_MS + 1) == [9]
+    assert coalesce.claim("profile", [9], "sb", now=now + coalesce.QUEUED_STALE_MS + 1) == [9]
 
 
 def test_relay_moves_outbox_rows_to_the_broker_and_deletes_them(catalogue, clean):
@@ -113,12 +122,12 @@ def test_invalidate_and_warmup_queues_never_share_a_message(catalogue, clean):
     assert queued("warmup") == 1 and queued("invalidate") == 1
 
 
-def test_relay_sends_even_when_a_crashed_producer_left_a_claim(catalogue, clean):
+def test_relay_sends_even_when_a_dead_relay_left_a_claim(catalogue, clean):
     OutboxEvent.objects.all().delete()
     p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
     app.connection_for_write().default_channel.queue_purge("invalidate")
     clean.delete(keys.dirty_key("profile"))  # forget the signal path's task, purged above
-    coalesce.claim("profile", [p.pk], "dead")  # claimed, then the producer died before publishing
+    coalesce.claim("profile", [p.pk], "rdead")  # claimed, then that relay died before publishing
     with relay.connect() as conn:
         assert relay.drain(conn) == 1
     assert queued() == 1
