@@ -159,12 +159,6 @@ def fanout() -> dict:
     return {"viewers": viewers, "classes": len(class_keys), "converge_s": converge, "channel": channel.code}
 
 
-def relay_conn():
-    from workers import relay
-
-    return relay.connect()
-
-
 def memory(sample: int = 2000) -> dict:
     from core import keys
     from core.models import Profile
@@ -201,7 +195,7 @@ def run(args) -> None:
             rows.append((f"lag via {path} @ {r['rate']:.0f}/s", r["n"], f"{r['p50']:.2f} ms", f"{r['p90']:.2f} ms",
                          f"{r['p99']:.2f} ms", f"{r['max']:.2f} ms"))
             c = r["commit"]
-            rows.append((f"  of which the writer's UPDATE+COMMIT", c["n"], f"{c['p50']:.2f} ms", f"{c['p90']:.2f} ms",
+            rows.append(("  of which the writer's UPDATE+COMMIT", c["n"], f"{c['p50']:.2f} ms", f"{c['p90']:.2f} ms",
                          f"{c['p99']:.2f} ms", f"{c['max']:.2f} ms"))
         settle()
         b = burst(args.burst)
@@ -216,8 +210,11 @@ def run(args) -> None:
         notes.append("lag = trigger clock_timestamp() (just before commit) -> entry written, per task, from the workers' samples")
         notes.append("burst/fan-out: commit -> every affected entry current; n = profiles (burst) or classes (fan-out)")
         notes.append(f"worker: 1 celery prefork worker, concurrency 2; relay: 1 process; profiles seeded: {args.profiles}")
-        with relay_conn() as conn:
-            sync, fsync = (conn.execute(f"SHOW {g}").fetchone()[0] for g in ("synchronous_commit", "fsync"))
+        from django.db import connection
+
+        with connection.cursor() as cur:
+            cur.execute("SELECT current_setting('synchronous_commit'), current_setting('fsync')")
+            sync, fsync = cur.fetchone()
         notes.append(f"Postgres synchronous_commit={sync}, fsync={fsync}: the writer's commit waits for the WAL flush")
         common.write_report("pipeline", "Pipeline benchmark", rows, ("measure", "n", "p50 / time", "p90", "p99", "max"),
                             notes)
