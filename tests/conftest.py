@@ -305,3 +305,14 @@ def api_world(catalogue, api_fresh):
         auth=lambda profile: {"HTTP_AUTHORIZATION": f"Bearer {token(profile)}"},
         ops_auth={"HTTP_AUTHORIZATION": f"Bearer {tokens.issue(0, ops=True, ttl=3600)}"},
     )
+
+
+@pytest.fixture
+def warm_world(api_world):
+    """api_world with every entry its viewers need built, as the workers would."""
+    from core import rebuild
+
+    w = api_world
+    rebuild.rebuild_profiles([w.fan.pk, w.budget.pk, w.free.pk])
+    rebuild.rebuild_epg([w.news.pk, w.sport1.pk, w.movies.pk, w.local.pk])
+    return w

@@ -70,11 +70,8 @@ def server(service_env, tmp_path_factory):
 
 
 @pytest.fixture
-def world(api_world):
-    w = api_world
-    rebuild.rebuild_profiles([w.fan.pk, w.budget.pk, w.free.pk])
-    rebuild.rebuild_epg([w.news.pk, w.sport1.pk, w.movies.pk, w.local.pk])
-    return w
+def world(warm_world):
+    return warm_world
 
 
 def headers(world, profile):

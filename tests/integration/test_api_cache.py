@@ -16,11 +16,8 @@ PROFILE = "/api/v1/me/profile"
 
 
 @pytest.fixture
-def warm(api_world):
-    w = api_world
-    rebuild.rebuild_profiles([w.fan.pk, w.budget.pk, w.free.pk])
-    rebuild.rebuild_epg([w.news.pk, w.sport1.pk, w.movies.pk, w.local.pk])
-    return w
+def warm(warm_world):
+    return warm_world
 
 
 def get(path, world, profile=None):
