@@ -16,6 +16,9 @@ from . import events
 log = logging.getLogger("prewarm.relay")
 
 BATCH_ROWS = 200
+# The outbox is a queue; when the server's autovacuum is off or slow, dead rows pile up in
+# the index the relay scans. Vacuum it ourselves after this many deletes.
+VACUUM_EVERY_ROWS = 20_000
 # NOTIFY is lost while the listener is disconnected, so poll as a safety net.
 POLL_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 10.0
@@ -65,6 +68,19 @@ def drain(conn: psycopg.Connection, batch_rows: int = BATCH_ROWS) -> int:
     return total
 
 
+class Vacuumer:
+    """Counts relayed rows and vacuums the outbox every VACUUM_EVERY_ROWS of them."""
+
+    def __init__(self, every: int = VACUUM_EVERY_ROWS):
+        self.every, self.pending = every, 0
+
+    def relayed(self, conn: psycopg.Connection, rows: int) -> None:
+        self.pending += rows
+        if self.pending >= self.every:
+            self.pending = 0
+            conn.execute("VACUUM (SKIP_LOCKED) prewarm_outbox")
+
+
 def run(stop: threading.Event, *, batch_rows: int = BATCH_ROWS, poll: float = POLL_SECONDS) -> None:
     """Relay until `stop` is set, surviving lost connections to Postgres, Redis or the broker."""
     backoff = 0.5
@@ -76,10 +92,11 @@ def run(stop: threading.Event, *, batch_rows: int = BATCH_ROWS, poll: float = PO
                 caught_up = drain(worker, batch_rows)
                 log.info("caught up: %d outbox rows relayed", caught_up)
                 backoff = 0.5
+                vacuum = Vacuumer()
                 while not stop.is_set():
                     for _ in listener.notifies(timeout=poll, stop_after=1):
                         pass
-                    drain(worker, batch_rows)
+                    vacuum.relayed(worker, drain(worker, batch_rows))
         except psycopg.OperationalError as exc:
             log.warning("relay lost Postgres (%s); retrying in %.1fs", exc, backoff)
         except Exception as exc:  # Redis or broker refused: rows stay in the outbox

@@ -131,3 +131,16 @@ def test_relay_sends_even_when_a_dead_relay_left_a_claim(catalogue, clean):
     with relay.connect() as conn:
         assert relay.drain(conn) == 1
     assert queued() == 1
+
+
+def test_relay_vacuums_the_outbox_after_enough_rows(catalogue, clean):
+    """The machine's autovacuum may be off; the relay keeps its queue table lean itself."""
+    OutboxEvent.objects.all().delete()
+    vacuum = relay.Vacuumer(every=3)
+    with relay.connect() as conn:
+        vacuum.relayed(conn, 2)
+        assert vacuum.pending == 2
+        vacuum.relayed(conn, 2)  # runs VACUUM: must work on the relay's autocommit connection
+        assert vacuum.pending == 0
+        dead = conn.execute("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'prewarm_outbox'").fetchone()
+    assert dead is not None
