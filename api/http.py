@@ -46,13 +46,6 @@ def endpoint(*methods: str, auth: str | None = PUBLIC, query: tuple[str, ...] = 
     return decorate
 
 
-def json_bytes(body: bytes, status: int = 200, **headers) -> HttpResponse:
-    response = HttpResponse(body, status=status, content_type=JSON)
-    for name, value in headers.items():
-        response[name.replace("_", "-")] = value
-    return response
-
-
 def etag_matches(header: str | None, etag: str) -> bool:
     """If-None-Match against a strong ETag (weak comparison, as RFC 9110 asks for GET)."""
     if not header:

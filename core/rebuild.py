@@ -3,6 +3,7 @@ by views on a miss; each call costs one query set and one Redis pipeline per fam
 from __future__ import annotations
 
 import functools
+import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -12,10 +13,21 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 
 from . import keys, selectors
-from .builders import Entry, build_class, build_epg_fragment, build_profile, epoch_ms, profile_class
+from .builders import (
+    LISTPACK_VALUE_LIMIT,
+    Entry,
+    build_class,
+    build_epg_fragment,
+    build_profile,
+    epoch_ms,
+    oversized_fields,
+    profile_class,
+)
 from .cache_store import Store
 from .entitlement import EntitlementClass
 from .redis_conn import client
+
+log = logging.getLogger(__name__)
 
 SEP = "\x1f"
 
@@ -71,6 +83,7 @@ def rebuild_profiles(ids: Iterable[int], *, now: datetime | None = None) -> Outc
     built = epoch_ms(now)
     facts = selectors.profile_facts(ids)
     entries = {pid: build_profile(f, now) for pid, f in facts.items()}
+    _warn_if_not_compact(entries)
     outcome = _tally(Outcome(), store().write_many(((keys.profile_key(p), e) for p, e in entries.items()), built))
     gone = ids - facts.keys()
     store().tombstone_many((keys.profile_key(p) for p in gone), built)
@@ -78,6 +91,23 @@ def rebuild_profiles(ids: Iterable[int], *, now: datetime | None = None) -> Outc
     _ensure_classes({profile_class(f, now) for f in facts.values()}, now)
     _count("profile", outcome)
     return outcome
+
+
+_warned_compact = False
+
+
+def _warn_if_not_compact(entries: dict[int, Entry]) -> None:
+    """Say once per process when a profile hash would leave Redis' compact encoding
+    (~3.7x the memory); raise hash-max-listpack-value or shorten codes then."""
+    global _warned_compact
+    if _warned_compact:
+        return
+    for pid, entry in entries.items():
+        if big := oversized_fields(entry.fields):
+            _warned_compact = True
+            log.warning("profile %s: fields %s exceed %d bytes; its Redis hash will not be a listpack",
+                        pid, ", ".join(big), LISTPACK_VALUE_LIMIT)
+            return
 
 
 def _ensure_classes(classes: set[EntitlementClass], now: datetime) -> None:
