@@ -90,6 +90,7 @@ def test_licence_change_costs_work_per_class_not_per_viewer(catalogue, redis_cli
             " SELECT id, %s, now() - interval '1 day' FROM core_profile WHERE id %% 3 = 0",
             [catalogue["sports"].pk],
         )
+        cur.execute("ANALYZE core_profile, core_subscription")  # as seed_demo does after a bulk load
     ids = list(Profile.objects.values_list("id", flat=True))
     for i in range(0, len(ids), 5000):
         rebuild.rebuild_profiles(ids[i : i + 5000])
