@@ -63,9 +63,10 @@ def profile_class(facts: ProfileFacts, now: datetime) -> EntitlementClass:
     return EntitlementClass(facts.region, facts.isp, active_plans(facts.subscriptions, now))
 
 
-def build_profile(facts: ProfileFacts, now: datetime) -> Entry:
-    """The profile hash of SPEC §3; `class` references the shared channel set."""
-    cls = profile_class(facts, now)
+def build_profile(facts: ProfileFacts, now: datetime, cls: EntitlementClass | None = None) -> Entry:
+    """The profile hash of SPEC §3; `class` references the shared channel set (pass `cls`
+    when the caller already derived it)."""
+    cls = cls or profile_class(facts, now)
     fields = {
         "region": facts.region.encode(),
         "isp": facts.isp.encode(),

@@ -82,13 +82,14 @@ def rebuild_profiles(ids: Iterable[int], *, now: datetime | None = None) -> Outc
     now = now or utcnow()
     built = epoch_ms(now)
     facts = selectors.profile_facts(ids)
-    entries = {pid: build_profile(f, now) for pid, f in facts.items()}
+    classes = {pid: profile_class(f, now) for pid, f in facts.items()}
+    entries = {pid: build_profile(f, now, classes[pid]) for pid, f in facts.items()}
     _warn_if_not_compact(entries)
     outcome = _tally(Outcome(), store().write_many(((keys.profile_key(p), e) for p, e in entries.items()), built))
     gone = ids - facts.keys()
     store().tombstone_many((keys.profile_key(p) for p in gone), built)
     outcome.deleted = len(gone)
-    _ensure_classes({profile_class(f, now) for f in facts.values()}, now)
+    _ensure_classes(set(classes.values()), now)
     _count("profile", outcome)
     return outcome
 
