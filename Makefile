@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # Reinstall only when pyproject.toml changes.
 STAMP := $(VENV)/.installed
-DEVSTACK := $(PY) -m core.devstack
+DEVSTACK := $(PY) -m tools.devstack
 PYTEST_ARGS ?=
 SEED_PROFILES ?= 1000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1

@@ -1,7 +1,7 @@
 """What the views read: the local layer, else one Redis round trip, else build or degrade.
 
 Order of resort for every entry: in-process cache (exact by tracking) -> one pipelined
-Redis read (stored locally when tracked) -> a single-flight rebuild through core.rebuild,
+Redis read (stored locally when tracked) -> a single-flight rebuild through core.services,
 then read again -> Postgres in-process (Redis down, or an entry that stays unusable).
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError
 
-from core import keys, rebuild
+from core import keys, services
 from core.builders import assemble_epg
 
 from . import degraded, metrics, redis_reads, single_flight, tracking
@@ -31,7 +31,7 @@ from .entries import (
     parse_profile,
 )
 from .local_cache import LocalCache
-from .resp import ReplyError, RedisDown
+from .resp import RedisDown, ReplyError
 
 log = logging.getLogger("prewarm.api")
 
@@ -126,7 +126,7 @@ def _profile(cache: LocalCache, profile_id: int, now: float) -> ProfileEntry | N
         cache.abandon(ticket)
         if attempt == 0:
             COUNTS["profile:miss"] += 1
-            single_flight.run(key, lambda: rebuild.rebuild_profiles([profile_id]))
+            single_flight.run(key, lambda: services.rebuild_profiles([profile_id]))
     return None
 
 
@@ -149,20 +149,20 @@ def _class(cache: LocalCache, profile: ProfileEntry, now: float) -> ClassEntry |
         cache.abandon(ticket)
         if attempt == 0:
             COUNTS["class:miss"] += 1
-            single_flight.run(key, lambda: _rebuild_class(profile, stale=entry))
+            single_flight.run(key, lambda entry=entry: _rebuild_class(profile, stale=entry))
     return None
 
 
 def _rebuild_class(profile: ProfileEntry, stale: ClassEntry | None) -> None:
     # A profile rebuild registers its class and builds it when absent; a class that exists
     # but has expired (a licence window closed) is rebuilt with its region.
-    rebuild.rebuild_profiles([profile.profile_id])
+    services.rebuild_profiles([profile.profile_id])
     if stale is not None:
         from core import selectors
 
         head = selectors.region_by_code(profile.region)
         if head is not None:
-            rebuild.rebuild_regions([head[0]])
+            services.rebuild_regions([head[0]])
 
 
 def epg(view: Viewer, day: str) -> tuple[EpgEntry, bool]:
@@ -235,5 +235,5 @@ def _epg(cache: LocalCache, view: Viewer, day: str, local_key) -> EpgEntry | Non
         cache.abandon(ticket)
         if attempt == 0:
             COUNTS["epg:miss"] += 1
-            single_flight.run(keys.epg_day_key(cls.tz, day), lambda: rebuild.rebuild_epg(missing))
+            single_flight.run(keys.epg_day_key(cls.tz, day), lambda missing=missing: services.rebuild_epg(missing))
     return None

@@ -9,7 +9,7 @@ from django.http import HttpResponse
 
 from . import redis_reads, tracking
 from .http import JSON, endpoint
-from .resp import ReplyError, RedisDown, RespConn
+from .resp import RedisDown, ReplyError, RespConn
 
 CHECK_TIMEOUT = 1  # seconds, per dependency
 

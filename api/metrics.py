@@ -103,8 +103,9 @@ def _queue_depths() -> dict[str, int]:
 
 class _Collector:
     def collect(self):
-        from . import tracking
         from workers import lag
+
+        from . import tracking
 
         errors = GaugeMetricFamily("prewarm_scrape_error", "1 when a part of this scrape failed", labels=["part"])
         try:
@@ -180,7 +181,9 @@ class _Collector:
         tracker = tracking.get()
         cache = tracker.cache
         yield GaugeMetricFamily("prewarm_api_local_entries", "Entries in this process's local cache", value=len(cache))
-        yield GaugeMetricFamily("prewarm_api_local_bytes", "Approximate bytes in this process's local cache", value=cache.size_bytes)
+        yield GaugeMetricFamily(
+            "prewarm_api_local_bytes", "Approximate bytes in this process's local cache", value=cache.size_bytes
+        )
         yield GaugeMetricFamily(
             "prewarm_api_tracking_up", "1 while this process receives Redis invalidations", value=int(tracker.alive)
         )

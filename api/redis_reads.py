@@ -13,7 +13,7 @@ import time
 from django.conf import settings
 
 from . import tracking
-from .resp import ReplyError, RedisDown, RespConn, params_from_url
+from .resp import RedisDown, ReplyError, RespConn, params_from_url
 
 # After a fault, skip Redis for this long (seconds) before trying again.
 BREAKER_SECONDS = 1.0

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 
 from .local_cache import LocalCache
-from .resp import ReplyError, RedisDown, RespConn
+from .resp import RedisDown, ReplyError, RespConn
 
 log = logging.getLogger("prewarm.api.tracking")
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from django.http import HttpResponse, HttpResponseNotModified
 
-from core import rebuild
+from core import services
 from core.builders import local_day_bounds
 
 from . import cache_reads
@@ -89,7 +89,7 @@ def _window(tz: str, now: float):
     window = _windows.get(tz)
     if window is None or window[0] <= now:
         moment = datetime.fromtimestamp(now, UTC)
-        days = rebuild.epg_days(tz, moment)
+        days = services.epg_days(tz, moment)
         today = moment.astimezone(ZoneInfo(tz)).date()
         _, midnight = local_day_bounds(today, tz)
         window = (

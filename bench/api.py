@@ -416,7 +416,8 @@ def run(args) -> None:
         f" (= floor EPG-size, and the 1-token viewer's {sizes[vs.index(one[0])]:,} B); profile"
         f" {found['small']['profile']} B, playback {found['small']['playback']} B, refusal"
         f" {found['small']['refusal']} B",
-        f"naive EPG bytes equal the warm EPG's for {sum(found['naive_same'])}/{len(found['naive_same'])} viewers checked",
+        f"naive EPG bytes equal the warm EPG's for {sum(found['naive_same'])}/{len(found['naive_same'])}"
+        " viewers checked",
         f"wrk -t1, keep-alive, {c} connections ({NAIVE_CONNECTIONS} for naive), {s:g} s after {WARMUP_S} s"
         f" unrecorded; requests rotate over {len(vs)} viewer tokens (random, fixed seed, entitlement stable for"
         f" {STABLE_S // 60} min), each request built once in the Lua init and sent round-robin",
@@ -430,6 +431,5 @@ def run(args) -> None:
     ]
     if any(r[6].endswith("*") for r in rows):
         notes.append(f"* another benchmark or test run overlapped this measurement {ATTEMPTS} times running")
-    common.write_report("api", "API benchmark", rows,
-                        ("server", "config", "endpoint", "tokens", "conns", "load", "req/s", "p50 ms", "p99 ms", "ratio"),
-                        notes)
+    header = ("server", "config", "endpoint", "tokens", "conns", "load", "req/s", "p50 ms", "p99 ms", "ratio")
+    common.write_report("api", "API benchmark", rows, header, notes)

@@ -36,8 +36,9 @@ def bench_env() -> dict[str, str]:
     # Its own broker database, so a bench worker never takes a developer's or a test's tasks.
     broker = os.environ.get("BENCH_BROKER_URL") or redis_url.rsplit("/", 1)[0] + "/15"
     env = dict(os.environ)
-    env.update(DATABASE_URL=url, REDIS_URL=redis_url, CELERY_BROKER_URL=broker, PREWARM_KEY_PREFIX=os.environ.get("BENCH_KEY_PREFIX", BENCH_PREFIX),
-               PREWARM_DEV="1", PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="core.settings")
+    env.update(DATABASE_URL=url, REDIS_URL=redis_url, CELERY_BROKER_URL=broker,
+               PREWARM_KEY_PREFIX=os.environ.get("BENCH_KEY_PREFIX", BENCH_PREFIX),
+               PREWARM_DEV="1", PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="config.settings")
     return env
 
 
@@ -77,7 +78,8 @@ def setup(env, profiles: int) -> None:
     if reseeded:
         manage(env, "seed_demo", "--profiles", str(profiles), "--reset")
         drop_prefix()
-    if reseeded or not client().exists(keys.profile_key(Profile.objects.order_by("-id").values_list("id", flat=True)[0])):
+    last_id = Profile.objects.order_by("-id").values_list("id", flat=True)[0]
+    if reseeded or not client().exists(keys.profile_key(last_id)):
         t0 = time.monotonic()
         manage(env, "warm", "--all", "--restart")
         print(f"warm-up: {profiles} profiles in {time.monotonic() - t0:.1f}s", flush=True)

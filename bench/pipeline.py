@@ -138,7 +138,7 @@ def fanout() -> dict:
         conn.execute("DELETE FROM core_licence_isps WHERE licence_id = ANY(%s)", [[r[0] for r in saved]])
         conn.execute("DELETE FROM core_licence WHERE channel_id = %s", [channel.id])
     members = {code: client().smembers(keys.region_classes_key(code)) for code in regions}
-    from core.rebuild import class_from_member
+    from core.services import class_from_member
 
     class_keys = [keys.class_key(class_from_member(code, m).id) for code, ms in members.items() for m in ms]
 
@@ -206,10 +206,16 @@ def run(args) -> None:
         rows.append((f"fan-out: licence of '{f['channel']}' removed, {f['viewers']} viewers", f["classes"],
                      f"{f['converge_s']:.3f} s", "", "", ""))
         m = memory()
-        notes.append(f"Redis bytes per profile entry: {m['bytes_per_profile']:.0f} (encodings: {', '.join(m['encodings'])})")
-        notes.append("lag = trigger clock_timestamp() (just before commit) -> entry written, per task, from the workers' samples")
+        notes.append(
+            f"Redis bytes per profile entry: {m['bytes_per_profile']:.0f} (encodings: {', '.join(m['encodings'])})"
+        )
+        notes.append(
+            "lag = trigger clock_timestamp() (just before commit) -> entry written, per task, from the workers' samples"
+        )
         notes.append("burst/fan-out: commit -> every affected entry current; n = profiles (burst) or classes (fan-out)")
-        notes.append(f"worker: 1 celery prefork worker, concurrency 2; relay: 1 process; profiles seeded: {args.profiles}")
+        notes.append(
+            f"worker: 1 celery prefork worker, concurrency 2; relay: 1 process; profiles seeded: {args.profiles}"
+        )
         from django.db import connection
 
         with connection.cursor() as cur:

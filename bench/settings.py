@@ -1,6 +1,6 @@
 """Settings of the bench server: the product's, with the baseline routes of bench.urls added."""
-from core.settings import *  # noqa: F403
-from core.settings import MIDDLEWARE as _PRODUCT_MIDDLEWARE
+from config.settings import *  # noqa: F403
+from config.settings import MIDDLEWARE as _PRODUCT_MIDDLEWARE
 
 ROOT_URLCONF = "bench.urls"
 # The product's fast path, extended to the baseline routes (see bench.middleware).

@@ -4,12 +4,12 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import accumulate, combinations, compress
 from math import prod
 from operator import concat
 
-UTC = timezone.utc
+UTC = UTC
 SECOND = timedelta(seconds=1)
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
@@ -280,7 +280,9 @@ OTHER_SPORTS = (
 )
 MOVIE_OPENERS = ("The Last Summer in", "Midnight in", "Return to", "Letters from", "Die Nacht von", "El Secreto de",
                  "Le Café de", "Lost in", "A Winter in")
-JP_MOVIES = ("夏の終わり (End of Summer)", "星の旅人 (Star Traveller)", "東京の夜 (Tokyo Nights)", "桜の記憶 (Cherry Memory)")
+JP_MOVIES = (
+    "夏の終わり (End of Summer)", "星の旅人 (Star Traveller)", "東京の夜 (Tokyo Nights)", "桜の記憶 (Cherry Memory)"
+)
 NEWS_TITLES = ("Morning News", "Evening News", "Tagesschau kompakt", "Noticias 24h", "ニュース7", "World Report",
                "Business Today", "Le Journal", "Weather & Traffic", "España en Directo")
 KIDS_TITLES = ("Captain Kiwi", "Mia and the Dragon", "ぼくらの冒険 (Our Adventure)", "Die kleine Raupe",

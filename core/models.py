@@ -134,7 +134,9 @@ class Programme(models.Model):
         ordering = ["channel", "starts_at"]
         indexes = [models.Index(fields=["channel", "starts_at"]), models.Index(fields=["starts_at"])]
         constraints = [
-            models.CheckConstraint(condition=models.Q(ends_at__gt=models.F("starts_at")), name="programme_window_ordered")
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")), name="programme_window_ordered"
+            )
         ]
 
     def __str__(self):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from django.db import connection, connections
 
-from . import keys, rebuild, redis_conn
+from . import keys, redis_conn, services
 
 SPAN = 20_000  # profile ids per unit of work (and of resumability)
 BATCH = 2_000  # profiles per query set and Redis pipeline
@@ -52,7 +52,7 @@ def _warm_span(job: tuple[str, int, list[int] | None]) -> int:
     scope, span, region_ids = job
     ids = _ids(span, region_ids)
     for i in range(0, len(ids), BATCH):
-        rebuild.rebuild_profiles(ids[i : i + BATCH])
+        services.rebuild_profiles(ids[i : i + BATCH])
     redis_conn.client().sadd(keys.warm_done_key(scope), span)
     redis_conn.client().expire(keys.warm_done_key(scope), DONE_TTL)
     return len(ids)

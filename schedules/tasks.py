@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from celery import shared_task
 from django.db import connection
 
-from core import rebuild as services
+from core import services
 from workers import events
 from workers.app import WARMUP_QUEUE
 from workers.tasks import RETRY, rebuild

@@ -1,21 +1,17 @@
-"""Shared pytest setup: which servers the tests talk to, then fixtures."""
+"""Shared pytest setup: which servers the tests talk to, and the data fixtures the
+integration and acceptance layers share (each layer's own fixtures are in its conftest).
+
+DJANGO_SETTINGS_MODULE is tests.settings (pyproject.toml): development mode and a fresh key
+prefix. DATABASE_URL and REDIS_URL come from the environment: `make test` starts throw-away
+servers and exports them (or uses the URLs you set).
+"""
 import os
+import subprocess
+from datetime import timedelta
 
-# --- Servers (owned by core/devstack.py; keep this section first) -----------------
-# pytest-django imports core.settings before this file, so DATABASE_URL, REDIS_URL and
-# PREWARM_DEV must already be in the environment: `make test` starts throw-away servers
-# and exports them (or uses the URLs you set). The key prefix is fresh per session so
-# runs sharing one Redis never see each other's keys; it is exported too, so worker and
-# relay processes started by tests use the same one.
-TEST_KEY_PREFIX = f"pwtest{os.getpid()}"
-os.environ["PREWARM_KEY_PREFIX"] = TEST_KEY_PREFIX
+import pytest
 
-
-def pytest_configure(config):
-    from django.conf import settings
-
-    if settings.configured:
-        settings.PREWARM_KEY_PREFIX = TEST_KEY_PREFIX
+from tests.waiting import wait_for
 
 
 def pytest_report_header(config):
@@ -27,36 +23,11 @@ def pytest_report_header(config):
     broker = settings.CELERY_BROKER_URL.split("@")[-1]
     return (
         f"prewarm: postgres {db['HOST']}:{db['PORT']}/{db['NAME']}, redis {settings.REDIS_URL}, "
-        f"broker {broker}, key prefix {TEST_KEY_PREFIX}"
+        f"broker {broker}, key prefix {settings.PREWARM_KEY_PREFIX}"
     )
 
 
-# --- Fixtures -----------------------------------------------------------------------
-
-
-# --- Pipeline fixtures ----------------------------------------------------------------
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from datetime import timedelta  # noqa: E402
-from pathlib import Path  # noqa: E402
-from urllib.parse import quote  # noqa: E402
-
-import pytest  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def wait_for(predicate, timeout=15.0, interval=0.02, message="condition"):
-    """Poll until predicate() is truthy; fail with `message` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
+# --- Fixtures shared by the integration and acceptance layers ------------------------
 
 
 @pytest.fixture
@@ -99,89 +70,6 @@ def catalogue(db):
         eu=eu, us=us, fibra=fibra, cheap=cheap, cable=cable, basic=basic, premium=premium, sports=sports,
         news=news, sport1=sport1, movies=movies, local=local, now=timezone.now(), hour=timedelta(hours=1),
     )
-
-
-@pytest.fixture(scope="session")
-def service_env(django_db_setup):
-    """Environment for worker and relay processes: the test database, this key prefix."""
-    from django.conf import settings
-    from django.db import connection
-
-    s = connection.settings_dict
-    auth = quote(s["USER"] or "", safe="") + (":" + quote(s["PASSWORD"], safe="") if s["PASSWORD"] else "")
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}",
-        REDIS_URL=settings.REDIS_URL,
-        CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
-        PREWARM_KEY_PREFIX=settings.PREWARM_KEY_PREFIX,
-        PREWARM_DEV="1",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-class Proc:
-    """A real child process (worker or relay) with its output in a log file."""
-
-    def __init__(self, name, argv, env, tmp_path):
-        self.name, self.argv, self.env = name, argv, env
-        self.log_path = tmp_path / f"{name}.log"
-        self.popen = None
-
-    def start(self):
-        self.log = open(self.log_path, "ab")
-        self.popen = subprocess.Popen(
-            self.argv, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        return self
-
-    def output(self):
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for_output(self, text, timeout=30):
-        wait_for(lambda: text in self.output(), timeout, message=f"{text!r} in {self.name} log:\n{self.output()}")
-
-    def kill(self, sig=9):
-        if self.popen and self.popen.poll() is None:
-            os.killpg(self.popen.pid, sig)
-            self.popen.wait(timeout=30)
-
-    def stop(self):
-        if self.popen and self.popen.poll() is None:
-            os.killpg(self.popen.pid, 15)
-            try:
-                self.popen.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.log.close()
-
-
-def celery_argv(queues="invalidate,warmup", concurrency=2):
-    return [
-        sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues, "-c", str(concurrency),
-        "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO",
-    ]
-
-
-@pytest.fixture
-def start_proc(service_env, tmp_path):
-    """Start worker/relay processes for one test; all are stopped afterwards."""
-    procs = []
-
-    def start(name, argv=None, **env):
-        argv = argv or (celery_argv() if name.startswith("worker") else [sys.executable, "manage.py", "relay", "--poll", "0.2"])
-        proc = Proc(name, argv, {**service_env, **env}, tmp_path).start()
-        procs.append(proc)
-        if name.startswith("worker"):
-            proc.wait_for_output("ready.")
-        else:
-            proc.wait_for_output("caught up")
-        return proc
-
-    yield start
-    for proc in procs:
-        proc.stop()
 
 
 @pytest.fixture
@@ -310,9 +198,9 @@ def api_world(catalogue, api_fresh):
 @pytest.fixture
 def warm_world(api_world):
     """api_world with every entry its viewers need built, as the workers would."""
-    from core import rebuild
+    from core import services
 
     w = api_world
-    rebuild.rebuild_profiles([w.fan.pk, w.budget.pk, w.free.pk])
-    rebuild.rebuild_epg([w.news.pk, w.sport1.pk, w.movies.pk, w.local.pk])
+    services.rebuild_profiles([w.fan.pk, w.budget.pk, w.free.pk])
+    services.rebuild_epg([w.news.pk, w.sport1.pk, w.movies.pk, w.local.pk])
     return w

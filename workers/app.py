@@ -4,7 +4,7 @@ import os
 from celery import Celery
 from kombu import Exchange, Queue
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "core.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 INVALIDATE_QUEUE = "invalidate"
 WARMUP_QUEUE = "warmup"

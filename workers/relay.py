@@ -100,7 +100,9 @@ def run(stop: threading.Event, *, batch_rows: int = BATCH_ROWS, poll: float = PO
         except psycopg.OperationalError as exc:
             log.warning("relay lost Postgres (%s); retrying in %.1fs", exc, backoff)
         except Exception as exc:  # Redis or broker refused: rows stay in the outbox
-            log.warning("relay could not publish (%s: %s); outbox waits, retrying in %.1fs", type(exc).__name__, exc, backoff)
+            log.warning(
+                "relay could not publish (%s: %s); outbox waits, retrying in %.1fs", type(exc).__name__, exc, backoff
+            )
         stop.wait(backoff)
         backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
 

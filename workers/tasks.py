@@ -7,7 +7,7 @@ import redis
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from core import rebuild as services
+from core import services
 
 from . import coalesce, events, lag
 from .app import INVALIDATE_QUEUE, WARMUP_QUEUE

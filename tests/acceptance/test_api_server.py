@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.parameters import ParameterLocation
 
-from core import rebuild
+from core import services
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.django_db(transaction=True)]
 
@@ -30,7 +30,7 @@ class Server:
         self.log = open(log_path, "ab")
         argv = [
             str(GRANIAN), "--interface", "wsgi", "--workers", "2", "--blocking-threads", "1",
-            "--host", "127.0.0.1", "--port", str(self.port), "--no-ws", "core.wsgi:application",
+            "--host", "127.0.0.1", "--port", str(self.port), "--no-ws", "config.wsgi:application",
         ]
         self.popen = subprocess.Popen(
             argv, cwd=Path(__file__).resolve().parents[2], env={**env, "PREWARM_LOG_LEVEL": "WARNING"},
@@ -95,7 +95,7 @@ def test_every_worker_sees_a_rebuild_at_once(server, world):
         Subscription.objects.filter(profile=world.fan).update(
             plan=world.sports if expected_plans == ["premium"] else world.premium
         )
-        rebuild.rebuild_profiles([world.fan.pk])
+        services.rebuild_profiles([world.fan.pk])
 
 
 def test_views_over_http(server, world):
@@ -109,7 +109,8 @@ def test_views_over_http(server, world):
     assert requests.get(server.url + "/readyz", timeout=10).status_code == 200
     assert "prewarm_api_hits_total" in requests.get(server.url + "/metrics", timeout=10).text
     big = requests.post(server.url + "/api/v1/ops/warmups", data=b"{" * 2_000_000, timeout=10,
-                        headers={"Content-Type": "application/json", **{"Authorization": world.ops_auth["HTTP_AUTHORIZATION"]}})
+                        headers={"Content-Type": "application/json",
+                                 "Authorization": world.ops_auth["HTTP_AUTHORIZATION"]})
     assert big.status_code == 413
 
 

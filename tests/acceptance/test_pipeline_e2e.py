@@ -4,13 +4,11 @@ import sys
 import time
 
 import orjson
-
 import pytest
-
 
 from core import keys
 from core.models import Licence, OutboxEvent, Profile, Programme, Subscription
-from tests.conftest import wait_for
+from tests.waiting import wait_for
 from workers import lag, relay
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.django_db(transaction=True)]
@@ -118,10 +116,10 @@ def test_every_kind_of_change_reaches_redis(catalogue, redis_client, purge_queue
 
 def test_queryset_update_of_10k_subscriptions_converges(catalogue, redis_client, purge_queues, start_proc):
     ids = bulk_profiles(catalogue, 10_000, plan="premium")
-    from core import rebuild
+    from core import services
 
     for i in range(0, len(ids), 2000):
-        rebuild.rebuild_profiles(ids[i : i + 2000])
+        services.rebuild_profiles(ids[i : i + 2000])
     assert set(all_subs(redis_client, ids)) == {b'["premium"]'}
     start_proc("worker")
     start_proc("relay")

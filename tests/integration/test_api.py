@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from api import tokens
-from core import keys, rebuild
+from core import keys, services
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +53,9 @@ def test_profile_warm_hit_serves_stored_fields_without_sql(client, warm, django_
     assert again["Content-Length"] == str(len(again.content))
 
 
-def test_profile_served_from_redis_when_profiles_are_not_kept_locally(client, warm, settings, django_assert_num_queries):
+def test_profile_served_from_redis_when_profiles_are_not_kept_locally(
+    client, warm, settings, django_assert_num_queries
+):
     settings.PREWARM_API_LOCAL_PROFILES = False
     client.get("/api/v1/me/profile", **warm.auth(warm.fan))
     with django_assert_num_queries(0):
@@ -70,7 +72,7 @@ def test_if_none_match_gives_304_and_a_change_gives_new_etag(client, warm):
         assert again["ETag"] == etag and again["Cache-Control"] == "private"
     assert client.get("/api/v1/me/profile", HTTP_IF_NONE_MATCH='"other"', **warm.auth(warm.fan)).status_code == 200
     warm.fan.subscriptions.all().delete()
-    rebuild.rebuild_profiles([warm.fan.pk])
+    services.rebuild_profiles([warm.fan.pk])
     changed = client.get("/api/v1/me/profile", HTTP_IF_NONE_MATCH=etag, **warm.auth(warm.fan))
     assert changed.status_code == 200 and changed["ETag"] != etag
     assert body(changed)["subscriptions"] == []
@@ -99,7 +101,7 @@ def api_world_redis():
 def test_deleted_profile_is_404(client, warm):
     pk = warm.free.pk
     warm.free.delete()
-    rebuild.rebuild_profiles([pk])
+    services.rebuild_profiles([pk])
     for path in ("/api/v1/me/profile", "/api/v1/me/epg", "/api/v1/me/playback/news"):
         response = client.get(path, HTTP_AUTHORIZATION=f"Bearer {tokens.issue(pk, ttl=60)}")
         assert response.status_code == 404 and error_code(response) == "profile_not_found"
@@ -156,7 +158,7 @@ def test_playback_unknown_and_malformed_channels(client, warm):
 def test_new_channel_is_known_once_its_class_rebuild_lands_and_never_asks_postgres(
     client, warm, django_assert_num_queries
 ):
-    from core import rebuild
+    from core import services
     from core.models import Channel, Licence
 
     client.get("/api/v1/me/playback/news", **warm.auth(warm.fan))  # class entry now cached
@@ -165,7 +167,7 @@ def test_new_channel_is_known_once_its_class_rebuild_lands_and_never_asks_postgr
     with django_assert_num_queries(0):  # an unknown code costs no query, whatever it is
         response = client.get("/api/v1/me/playback/late", **warm.auth(warm.fan))
     assert response.status_code == 404
-    rebuild.rebuild_regions([warm.eu.pk])  # what the worker does for the channel's event
+    services.rebuild_regions([warm.eu.pk])  # what the worker does for the channel's event
     response = client.get("/api/v1/me/playback/late", **warm.auth(warm.fan))
     assert response.status_code == 200 and body(response) == {"channel": "late", "allowed": True}
 
@@ -179,8 +181,8 @@ def test_epg_today_is_the_stored_fragments_joined(client, warm, django_assert_nu
         response = client.get("/api/v1/me/epg", **warm.auth(warm.fan))
     assert response.content == first.content and response.status_code == 200
     doc = body(response)
+    from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
-    from datetime import datetime, UTC
 
     assert doc["date"] == datetime.now(UTC).astimezone(ZoneInfo("Europe/London")).date().isoformat()
     assert doc["timezone"] == "Europe/London"

@@ -7,8 +7,8 @@ import pytest
 from django.test import Client
 
 from api import metrics, redis_reads, tracking
-from core import keys, rebuild, redis_conn
-from tests.conftest import wait_for
+from core import keys, redis_conn, services
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +45,7 @@ def test_rebuilt_profile_is_seen_by_the_next_request(warm):
     for i in range(10):
         assert doc(get(PROFILE, warm))["subscriptions"] == (["premium"] if i % 2 == 0 else ["sports"])
         Subscription.objects.filter(profile=warm.fan).update(plan=warm.sports if i % 2 == 0 else warm.premium)
-        rebuild.rebuild_profiles([warm.fan.pk])
+        services.rebuild_profiles([warm.fan.pk])
 
 
 def test_class_rebuild_reaches_playback_and_profile(warm):
@@ -54,7 +54,7 @@ def test_class_rebuild_reaches_playback_and_profile(warm):
     assert get("/api/v1/me/playback/sport1", warm).status_code == 200
     assert "sport1" in doc(get(PROFILE, warm))["channels"]
     Licence.objects.filter(channel=warm.sport1, region=warm.eu).delete()
-    rebuild.rebuild_regions([warm.eu.pk])
+    services.rebuild_regions([warm.eu.pk])
     denied = get("/api/v1/me/playback/sport1", warm)
     assert denied.status_code == 403 and orjson.loads(denied.content)["error"]["code"] == "geo_blocked"
     assert "sport1" not in doc(get(PROFILE, warm))["channels"]
@@ -66,7 +66,7 @@ def test_fragment_rebuild_reaches_the_assembled_epg(warm):
 
     assert b"news show 0" in get("/api/v1/me/epg", warm).content
     Programme.objects.filter(channel=warm.news, title="news show 0").update(title="Breaking: renamed")
-    rebuild.rebuild_epg([warm.news.pk])
+    services.rebuild_epg([warm.news.pk])
     body = get("/api/v1/me/epg", warm).content
     assert b"Breaking: renamed" in body and b"news show 0" not in body
 
@@ -98,7 +98,7 @@ def test_losing_the_invalidation_connection_clears_the_cache_until_it_is_back(wa
     # Data connections re-register with the new invalidation connection: still exact.
     get(PROFILE, warm)
     Subscription.objects.filter(profile=warm.fan).delete()
-    rebuild.rebuild_profiles([warm.fan.pk])
+    services.rebuild_profiles([warm.fan.pk])
     assert doc(get(PROFILE, warm))["subscriptions"] == []
 
 
@@ -144,7 +144,7 @@ def api_on_throwaway_redis(throwaway_redis, settings, api_fresh):
 
 def test_redis_stopped_and_restarted_under_the_views(api_world, api_on_throwaway_redis):
     w, server = api_world, api_on_throwaway_redis
-    rebuild.rebuild_profiles([w.fan.pk])
+    services.rebuild_profiles([w.fan.pk])
     warm = get(PROFILE, w)
     assert warm.status_code == 200 and "X-Prewarm-Source" not in warm
     epg_warm = doc(get("/api/v1/me/epg", w))
@@ -189,7 +189,7 @@ def test_postgres_down_warm_hits_still_served_misses_are_503(api_world):
     from django.db import connection
 
     w = api_world
-    rebuild.rebuild_profiles([w.fan.pk])
+    services.rebuild_profiles([w.fan.pk])
     assert get(PROFILE, w).status_code == 200
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

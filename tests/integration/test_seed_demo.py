@@ -4,7 +4,7 @@ import re
 import subprocess
 import sys
 import zoneinfo
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from core.models import Channel, Isp, Licence, Plan, Profile, Programme, Region,
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ROOT = Path(__file__).resolve().parents[2]
-NOW = datetime(2026, 6, 1, 20, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 20, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 SMALL = dict(profiles=200, channels=20, days=1, now=NOW.isoformat())
 TABLES = [

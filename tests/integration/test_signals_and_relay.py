@@ -25,10 +25,9 @@ def test_commit_queues_one_rebuild_rollback_queues_nothing(catalogue, clean):
     p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
     clean.delete(keys.dirty_key("profile"))
     app.connection_for_write().default_channel.queue_purge("invalidate")
-    with pytest.raises(RuntimeError):
-        with transaction.atomic():
-            Subscription.objects.create(profile=p, plan=catalogue["basic"], starts_at=catalogue["now"])
-            raise RuntimeError("abort")
+    with pytest.raises(RuntimeError), transaction.atomic():  # noqa: PT012  the block is the transaction
+        Subscription.objects.create(profile=p, plan=catalogue["basic"], starts_at=catalogue["now"])
+        raise RuntimeError("abort")
     assert queued() == 0 and not clean.hexists(keys.dirty_key("profile"), p.pk)
     with transaction.atomic():
         for plan in ("basic", "sports", "premium"):
@@ -101,9 +100,8 @@ def test_relay_keeps_rows_when_the_broker_refuses(catalogue, clean, monkeypatch)
         raise KombuOperationalError("broker down")
 
     monkeypatch.setattr(tasks.rebuild, "apply_async", refuse)
-    with relay.connect() as conn:
-        with pytest.raises(KombuOperationalError):
-            relay.drain_once(conn)
+    with relay.connect() as conn, pytest.raises(KombuOperationalError):
+        relay.drain_once(conn)
     assert OutboxEvent.objects.count() == rows
     assert clean.hlen(keys.dirty_key("profile")) == 0  # un-claimed, so the retry queues it
     monkeypatch.undo()

@@ -1,5 +1,5 @@
 """Pure builders: profile hash, class entries, EPG fragments and their assembly."""
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import orjson
 
@@ -17,7 +17,7 @@ from core.builders import (
 )
 from core.entitlement import LicenceRule, SubscriptionTerm
 
-NOW = datetime(2026, 3, 29, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 29, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 CHANNELS = [
     ChannelFacts(1, "news", "News 24", 1),
@@ -84,7 +84,7 @@ def test_local_day_handles_dst():
 
 def test_epg_fragment_keeps_programmes_overlapping_the_local_day():
     day = date(2026, 6, 1)
-    tokyo_midnight = datetime(2026, 5, 31, 15, 0, tzinfo=timezone.utc)  # 00:00 JST
+    tokyo_midnight = datetime(2026, 5, 31, 15, 0, tzinfo=UTC)  # 00:00 JST
     progs = [
         ProgrammeFacts(tokyo_midnight - HOUR, tokyo_midnight + HOUR, "Nachtschicht", "Über Nacht"),
         ProgrammeFacts(tokyo_midnight + HOUR, tokyo_midnight + 2 * HOUR, "ニュース", genre="news"),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.settings import DEV_SECRET_KEY
+from config.settings import DEV_SECRET_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -74,7 +74,7 @@ def test_app_services_share_one_definition(services):
 
 def test_commands(services):
     assert command(services["web"]).startswith("granian --interface wsgi ")
-    assert command(services["web"]).endswith(" core.wsgi:application")
+    assert command(services["web"]).endswith(" config.wsgi:application")
     assert "--port 8000" in command(services["web"])
     for name, queue in (("worker", "invalidate"), ("warmup", "warmup")):
         worker = command(services[name])
@@ -129,7 +129,7 @@ def test_every_procfile_process_has_a_service(services):
 def test_dockerfile_runs_unprivileged_with_settings():
     text = DOCKERFILE.read_text()
     assert text.startswith("#") and "FROM python:3.11-slim" in text
-    assert "DJANGO_SETTINGS_MODULE=core.settings" in text
+    assert "DJANGO_SETTINGS_MODULE=config.settings" in text
     assert "pip install ." in text
     assert re.search(r"^USER (?!root)\S+", text, re.M)
     assert DEV_SECRET_KEY not in text

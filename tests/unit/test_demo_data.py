@@ -3,13 +3,13 @@ import random
 import re
 import zoneinfo
 from collections import Counter
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 
 import pytest
 
 from core import demo_data as d
 
-NOW = datetime(2026, 6, 1, 20, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 20, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")  # core.models.code_validator
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")

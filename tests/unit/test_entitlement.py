@@ -1,5 +1,5 @@
 """Entitlement rules: geoblocking, ISP allow/deny, free channels, subscription and licence windows."""
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from core.entitlement import (
     GEO_BLOCKED,
@@ -14,7 +14,7 @@ from core.entitlement import (
     next_change,
 )
 
-NOW = datetime(2026, 6, 1, 20, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 20, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 
 CHANNEL_PLANS = {

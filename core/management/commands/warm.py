@@ -3,7 +3,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from core import rebuild, warmup
+from core import services, warmup
 from core.models import Channel, Region
 
 
@@ -34,13 +34,15 @@ class Command(BaseCommand):
                 self.stdout.flush()
 
         if opts["profiles"]:
-            outcome = rebuild.rebuild_profiles(opts["profiles"])
-            self.stdout.write(f"profiles: {outcome.written} written, {outcome.refused} newer kept, {outcome.deleted} deleted")
+            outcome = services.rebuild_profiles(opts["profiles"])
+            self.stdout.write(
+                f"profiles: {outcome.written} written, {outcome.refused} newer kept, {outcome.deleted} deleted"
+            )
             return
         if opts["all"] or opts["epg"]:
             ids = list(Channel.objects.values_list("id", flat=True))
             for i in range(0, len(ids), 50):
-                rebuild.rebuild_epg(ids[i : i + 50])
+                services.rebuild_epg(ids[i : i + 50])
             self.stdout.write(f"epg: {len(ids)} channels warmed for every region time zone")
             if opts["epg"]:
                 return
@@ -58,7 +60,7 @@ class Command(BaseCommand):
         progress = warmup.warm_profiles(
             scope, region_ids, jobs=opts["jobs"], resume=not opts["restart"], on_progress=show
         )
-        classes = rebuild.rebuild_regions(region_ids)
+        classes = services.rebuild_regions(region_ids)
         self.stdout.write(
             f"profiles: {progress.done} warmed at {progress.rate:.0f}/s; classes: {classes.written} rebuilt"
         )

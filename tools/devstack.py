@@ -1,7 +1,7 @@
 """Development stack: embedded Postgres and Valkey for `make run` and `make test`."""
-# python -m core.devstack services [--throwaway]      start the servers, print the env, wait
-# python -m core.devstack exec [--throwaway] -- CMD   start, run CMD with the env, stop, exit as CMD
-# python -m core.devstack run                         `make run`: migrate, seed, Procfile
+# python -m tools.devstack services [--throwaway]      start the servers, print the env, wait
+# python -m tools.devstack exec [--throwaway] -- CMD   start, run CMD with the env, stop, exit as CMD
+# python -m tools.devstack run                         `make run`: migrate, seed, Procfile
 #
 # A server is started only for a URL missing from the environment (DATABASE_URL, REDIS_URL).
 # Servers run in their own sessions with a parent-death signal; this process is the
@@ -327,7 +327,9 @@ def wait_postgres(server: Server, port: int) -> None:
                 return
         except psycopg.OperationalError:
             if time.monotonic() > deadline:
-                raise DevstackError(f"postgres not ready after {START_TIMEOUT:.0f}s:\n{_tail(server.logfile)}")
+                raise DevstackError(
+                    f"postgres not ready after {START_TIMEOUT:.0f}s:\n{_tail(server.logfile)}"
+                ) from None
             time.sleep(0.1)
 
 
@@ -763,7 +765,7 @@ def _print_banner(api: str, token: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.devstack", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.devstack", description=__doc__)
     sub = parser.add_subparsers(dest="action", required=True)
     p_exec = sub.add_parser("exec", help="run a command with the servers up, then stop them")
     p_exec.add_argument("--throwaway", action="store_true", help="temp data dir and free ports")

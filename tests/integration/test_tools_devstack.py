@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core import devstack
+from tools import devstack
 
 ROOT = Path(__file__).resolve().parents[2]
 PID_LINE = re.compile(rb"devstack: (\S+) .* pid (\d+)")
@@ -24,7 +24,7 @@ def devstack_env(**extra):
 
 def start(*command, **env):
     return subprocess.Popen(
-        [sys.executable, "-m", "core.devstack", "exec", "--throwaway", "--", *command],
+        [sys.executable, "-m", "tools.devstack", "exec", "--throwaway", "--", *command],
         cwd=ROOT,
         env=devstack_env(**env),
         stdout=subprocess.PIPE,
@@ -87,7 +87,7 @@ def test_exec_runs_the_command_against_fresh_servers_and_returns_its_exit_code()
 
 def test_exec_starts_nothing_when_both_urls_are_given():
     proc = subprocess.run(
-        [sys.executable, "-m", "core.devstack", "exec", "--throwaway", "--", "true"],
+        [sys.executable, "-m", "tools.devstack", "exec", "--throwaway", "--", "true"],
         cwd=ROOT,
         env={**os.environ, "DATABASE_URL": "postgres://x@127.0.0.1:1/x", "REDIS_URL": "redis://127.0.0.1:1/0"},
         capture_output=True,

@@ -5,7 +5,7 @@ import orjson
 import pytest
 from django.db import connection
 
-from core import keys, rebuild, selectors
+from core import keys, selectors, services
 from core.builders import build_profile, epoch_ms, profile_class
 from core.models import Licence, Profile, Programme, Subscription
 
@@ -23,7 +23,7 @@ def class_data(redis_client, class_id):
 def test_profile_entry_and_its_class(catalogue, redis_client):
     p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
     Subscription.objects.create(profile=p, plan=catalogue["sports"], starts_at=catalogue["now"] - catalogue["hour"])
-    rebuild.rebuild_profiles([p.pk])
+    services.rebuild_profiles([p.pk])
     entry = profile_entry(redis_client, p.pk)
     assert entry["region"] == b"EU-WEST" and entry["isp"] == b"fibra" and entry["tz"] == b"Europe/London"
     assert orjson.loads(entry["subscriptions"]) == ["sports"]
@@ -39,10 +39,11 @@ def test_out_of_order_rebuilds_keep_the_newer_entry(catalogue, redis_client):
     now = catalogue["now"]
     stale_facts = selectors.profile_facts([p.pk])[p.pk]  # a slow rebuild reads here...
     Subscription.objects.create(profile=p, plan=catalogue["premium"], starts_at=now - catalogue["hour"])
-    rebuild.rebuild_profiles([p.pk], now=now)  # ...a fast one reads the newer rows and writes first
+    services.rebuild_profiles([p.pk], now=now)  # ...a fast one reads the newer rows and writes first
     fresh = profile_entry(redis_client, p.pk)
     late = build_profile(stale_facts, now + timedelta(seconds=5))  # later clock, older data
-    assert rebuild.store().write_many([(keys.profile_key(p.pk), late)], epoch_ms(now + timedelta(seconds=5))) == [False]
+    later = epoch_ms(now + timedelta(seconds=5))
+    assert services.store().write_many([(keys.profile_key(p.pk), late)], later) == [False]
     assert profile_entry(redis_client, p.pk) == fresh
     assert orjson.loads(fresh["subscriptions"]) == ["premium"]
 
@@ -50,28 +51,29 @@ def test_out_of_order_rebuilds_keep_the_newer_entry(catalogue, redis_client):
 def test_same_version_later_build_wins_for_time_driven_changes(catalogue, redis_client):
     p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
     now = catalogue["now"]
-    Subscription.objects.create(profile=p, plan=catalogue["premium"], starts_at=now - catalogue["hour"], expires_at=now + catalogue["hour"])
-    rebuild.rebuild_profiles([p.pk], now=now)
+    hour = catalogue["hour"]
+    Subscription.objects.create(profile=p, plan=catalogue["premium"], starts_at=now - hour, expires_at=now + hour)
+    services.rebuild_profiles([p.pk], now=now)
     assert orjson.loads(profile_entry(redis_client, p.pk)["subscriptions"]) == ["premium"]
-    rebuild.rebuild_profiles([p.pk], now=now + 2 * catalogue["hour"])  # no write, just time
+    services.rebuild_profiles([p.pk], now=now + 2 * catalogue["hour"])  # no write, just time
     assert orjson.loads(profile_entry(redis_client, p.pk)["subscriptions"]) == []
     # and an older clock cannot bring the expired plan back
-    rebuild.rebuild_profiles([p.pk], now=now)
+    services.rebuild_profiles([p.pk], now=now)
     assert orjson.loads(profile_entry(redis_client, p.pk)["subscriptions"]) == []
 
 
 def test_deleted_profile_leaves_a_tombstone_a_late_rebuild_cannot_resurrect(catalogue, redis_client):
     p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
     pk = p.pk
-    rebuild.rebuild_profiles([pk])
+    services.rebuild_profiles([pk])
     old_facts = selectors.profile_facts([pk])[pk]
     p.delete()
-    rebuild.rebuild_profiles([pk])
+    services.rebuild_profiles([pk])
     assert profile_entry(redis_client, pk).get("deleted") == b"1"
     assert 0 < redis_client.ttl(keys.profile_key(pk)) <= 24 * 3600
     late = build_profile(old_facts, catalogue["now"])
     late = type(late)(late.version + 100, late.fields)
-    assert rebuild.store().write_many([(keys.profile_key(pk), late)], epoch_ms(catalogue["now"])) == [False]
+    assert services.store().write_many([(keys.profile_key(pk), late)], epoch_ms(catalogue["now"])) == [False]
     assert profile_entry(redis_client, pk).get("deleted") == b"1"
 
 
@@ -93,7 +95,7 @@ def test_licence_change_costs_work_per_class_not_per_viewer(catalogue, redis_cli
         cur.execute("ANALYZE core_profile, core_subscription")  # as seed_demo does after a bulk load
     ids = list(Profile.objects.values_list("id", flat=True))
     for i in range(0, len(ids), 5000):
-        rebuild.rebuild_profiles(ids[i : i + 5000])
+        services.rebuild_profiles(ids[i : i + 5000])
     members = redis_client.smembers(keys.region_classes_key("EU-WEST"))
     assert len(members) == 4  # {fibra, cheapnet} x {no plan, sports}
 
@@ -104,7 +106,7 @@ def test_licence_change_costs_work_per_class_not_per_viewer(catalogue, redis_cli
     kinds = set(OutboxEvent.objects.values_list("kind", flat=True))
     assert kinds == {"region"}  # no per-viewer event at all
     before = int(redis_client.hget(keys.counters_key(), "rebuilds:profile"))
-    outcome = rebuild.rebuild_regions([eu])
+    outcome = services.rebuild_regions([eu])
     assert outcome.written == 4
     assert int(redis_client.hget(keys.counters_key(), "rebuilds:profile")) == before
     sample = Profile.objects.filter(isp_id=fibra, subscriptions__plan=catalogue["sports"]).first()
@@ -114,9 +116,11 @@ def test_licence_change_costs_work_per_class_not_per_viewer(catalogue, redis_cli
 
 def test_epg_fragments_per_timezone_and_day(catalogue, redis_client):
     now = catalogue["now"]
-    Programme.objects.create(channel=catalogue["news"], starts_at=now, ends_at=now + catalogue["hour"], title="Nachrichten Über")
-    rebuild.rebuild_epg([catalogue["news"].pk], now=now)
-    days = rebuild.epg_days("Europe/London", now)
+    Programme.objects.create(
+        channel=catalogue["news"], starts_at=now, ends_at=now + catalogue["hour"], title="Nachrichten Über"
+    )
+    services.rebuild_epg([catalogue["news"].pk], now=now)
+    days = services.epg_days("Europe/London", now)
     assert len(days) == 4
     today = now.astimezone(__import__("zoneinfo").ZoneInfo("Europe/London")).date().isoformat()
     frag = redis_client.hget(keys.epg_fragment_key("Europe/London", today, catalogue["news"].pk), "data")
@@ -126,7 +130,7 @@ def test_epg_fragments_per_timezone_and_day(catalogue, redis_client):
 
 def test_class_of_profile_matches_builder(catalogue, redis_client):
     p = Profile.objects.create(region=catalogue["us"], isp=catalogue["cable"])
-    rebuild.rebuild_profiles([p.pk])
+    services.rebuild_profiles([p.pk])
     facts = selectors.profile_facts([p.pk])[p.pk]
     cls = profile_class(facts, catalogue["now"])
     assert class_data(redis_client, cls.id)["allowed"] == ["news", "local"]
@@ -135,11 +139,11 @@ def test_class_of_profile_matches_builder(catalogue, redis_client):
 def test_licence_change_after_the_class_set_was_evicted_still_rebuilds_classes(catalogue, redis_client):
     p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
     Subscription.objects.create(profile=p, plan=catalogue["sports"], starts_at=catalogue["now"] - catalogue["hour"])
-    rebuild.rebuild_profiles([p.pk])
+    services.rebuild_profiles([p.pk])
     cls_id = redis_client.hget(keys.profile_key(p.pk), "class").decode()
     assert class_data(redis_client, cls_id)["allowed"] == ["news", "sport1"]
     redis_client.delete(keys.region_classes_key("EU-WEST"))  # what allkeys-lru may do
     Licence.objects.filter(channel=catalogue["sport1"], region=catalogue["eu"]).delete()
-    assert rebuild.rebuild_regions([catalogue["eu"].pk]).written == 1
+    assert services.rebuild_regions([catalogue["eu"].pk]).written == 1
     assert class_data(redis_client, cls_id)["denied"]["sport1"] == "geo_blocked"
     assert redis_client.scard(keys.region_classes_key("EU-WEST")) == 1

@@ -1,0 +1,1 @@
+"""Developer tooling (embedded servers, process supervision); not shipped in the wheel or the image."""
