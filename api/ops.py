@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import re
-from datetime import date
 
 import orjson
+
+from core import validation
 
 from .errors import error
 from .http import OPS, endpoint
 
 MAX_BODY = 1024 * 1024
 MAX_ITEMS = 10_000
-REGION_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
-DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SCOPE_KEYS = {"all", "regions", "profiles", "epg_dates"}
 
@@ -38,9 +37,9 @@ def parse_scope(doc) -> dict:
             raise BadScope("all cannot be combined with other fields")
         return {"all": True}
     for name, check, what in (
-        ("regions", lambda v: isinstance(v, str) and REGION_CODE.fullmatch(v), "region codes"),
+        ("regions", validation.is_code, "region codes"),
         ("profiles", lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**63, "profile ids"),
-        ("epg_dates", _is_day, "YYYY-MM-DD dates"),
+        ("epg_dates", validation.is_day, "YYYY-MM-DD dates"),
     ):
         if name in doc:
             values = doc[name]
@@ -50,16 +49,6 @@ def parse_scope(doc) -> dict:
                 raise BadScope(f"{name} must hold only {what}")
             scope[name] = values
     return scope
-
-
-def _is_day(value) -> bool:
-    if not isinstance(value, str) or not DAY.fullmatch(value):
-        return False
-    try:
-        date.fromisoformat(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _not_yet():

@@ -1,14 +1,13 @@
 """Viewer routes: cached bytes out, no SQL and no JSON serialization on a warm hit."""
 from __future__ import annotations
 
-import re
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from django.http import HttpResponse, HttpResponseNotModified
 
-from core import services
+from core import services, validation
 from core.builders import local_day_bounds
 
 from . import cache_reads
@@ -18,8 +17,6 @@ from .http import JSON, VIEWER, endpoint, etag_matches
 
 CACHE_CONTROL = "private"
 SOURCE_HEADER = "X-Prewarm-Source"  # "postgres" when Redis could not serve (degraded)
-CHANNEL_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
-DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def _unavailable(exc: Exception) -> HttpResponse:
@@ -62,8 +59,8 @@ def me_profile(request, token):
 
 @endpoint("GET", auth=VIEWER)
 def me_playback(request, token, channel_code):
-    if not CHANNEL_CODE.fullmatch(channel_code):
-        return error(400, "bad_channel_code", "a channel code is 1-32 letters, digits, '-', '_' or '.'")
+    if not validation.is_code(channel_code):
+        return error(400, "bad_channel_code", f"a channel code is {validation.CODE_RULE}")
     view, failed = _viewer(token)
     if failed is not None:
         return failed
@@ -110,12 +107,10 @@ def _requested_day(request, tz: str) -> str | HttpResponse:
     if len(values) > 1:
         return error(400, "bad_date", "give date at most once")
     raw = values[0]
-    if not DAY.fullmatch(raw):
-        return error(400, "bad_date", "date must be YYYY-MM-DD")
     try:
-        date.fromisoformat(raw)
-    except ValueError:
-        return error(400, "bad_date", f"{raw} is not a calendar date")
+        validation.parse_day(raw)
+    except validation.BadDay as exc:
+        return error(400, "bad_date", str(exc))
     if raw not in kept:
         # A well-formed date whose guide is not kept: no such resource rather than bad input.
         return error(404, "date_not_kept", f"the guide is kept from {first} to {last} ({tz})")

@@ -11,6 +11,8 @@ ISP_RESTRICTED = "isp_restricted"
 NOT_SUBSCRIBED = "not_subscribed"
 
 ISP_ANY, ISP_ALLOW, ISP_DENY = "any", "allow", "deny"
+# Every mode a licence's ISP rule can have, with what it means (the admin shows these).
+ISP_MODES = {ISP_ANY: "any ISP", ISP_ALLOW: "only the listed ISPs", ISP_DENY: "all but the listed ISPs"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,16 +93,6 @@ def channel_decisions(
         else:
             decisions[channel] = None
     return decisions
-
-
-def entitled_channels(
-    cls: EntitlementClass,
-    licences: Iterable[LicenceRule],
-    channel_plans: Mapping[str, frozenset[str]],
-    now: datetime,
-) -> frozenset[str]:
-    decisions = channel_decisions(cls, licences, channel_plans, now)
-    return frozenset(c for c, reason in decisions.items() if reason is None)
 
 
 def next_change(

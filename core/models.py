@@ -7,7 +7,11 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Now
 
-code_validator = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$", "Use 1-32 letters, digits, '-', '_' or '.'")
+from . import entitlement
+from .validation import CODE_PATTERN, CODE_RULE
+
+# \Z, not $: a code with a trailing newline is not a code.
+code_validator = RegexValidator(rf"^{CODE_PATTERN}\Z", f"Use {CODE_RULE}")
 
 
 def validate_timezone(value: str) -> None:
@@ -64,10 +68,8 @@ class Channel(models.Model):
 class Licence(models.Model):
     """Rights to show a channel in a region, optionally for some ISPs only and for a time."""
 
-    ISP_ANY = "any"
-    ISP_ALLOW = "allow"
-    ISP_DENY = "deny"
-    ISP_MODES = [(ISP_ANY, "any ISP"), (ISP_ALLOW, "only the listed ISPs"), (ISP_DENY, "all but the listed ISPs")]
+    ISP_ANY, ISP_ALLOW, ISP_DENY = entitlement.ISP_ANY, entitlement.ISP_ALLOW, entitlement.ISP_DENY
+    ISP_MODES = list(entitlement.ISP_MODES.items())
 
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="licences")
     region = models.ForeignKey(Region, on_delete=models.CASCADE, related_name="licences")

@@ -5,6 +5,7 @@ import logging
 from collections.abc import Iterable
 
 from . import coalesce
+from .app import INVALIDATE_QUEUE, app
 
 log = logging.getLogger(__name__)
 
@@ -13,6 +14,7 @@ REGION = "region"  # ids: region ids (licences, channel packages: the region's c
 CHANNEL = "channel"  # ids: channel ids (the channel's EPG fragments)
 KINDS = (PROFILE, REGION, CHANNEL)
 
+REBUILD_TASK = "prewarm.rebuild"  # workers.tasks.rebuild
 # One task rebuilds up to this many ids with one query set and one Redis pipeline.
 BATCH = 500
 
@@ -28,8 +30,6 @@ def publish(kind: str, ids: Iterable[int], committed_at: float | None, *, relay:
     `relay` marks the outbox relay's claims (see workers.coalesce for who trusts whom).
     Raises if Redis or the broker refuses: the caller keeps its event (outbox row) then.
     """
-    from .tasks import rebuild
-
     if kind not in KINDS:
         raise ValueError(f"unknown event kind {kind!r}")
     token = coalesce.new_token(relay=relay)
@@ -38,7 +38,8 @@ def publish(kind: str, ids: Iterable[int], committed_at: float | None, *, relay:
     tasks = 0
     try:
         for chunk in chunks(fresh):
-            rebuild.apply_async((kind, chunk, committed_at))
+            # By name through the app: producers never import the consumer (workers.tasks).
+            app.send_task(REBUILD_TASK, (kind, chunk, committed_at), queue=INVALIDATE_QUEUE)
             sent += chunk
             tasks += 1
     except Exception:

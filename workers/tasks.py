@@ -10,7 +10,7 @@ from django.db import InterfaceError, OperationalError
 from core import services
 
 from . import coalesce, events, lag
-from .app import INVALIDATE_QUEUE, WARMUP_QUEUE
+from .app import INVALIDATE_QUEUE
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ _REBUILDERS = {
 }
 
 
-@shared_task(name="prewarm.rebuild", queue=INVALIDATE_QUEUE, **RETRY)
+@shared_task(name=events.REBUILD_TASK, queue=INVALIDATE_QUEUE, **RETRY)
 def rebuild(kind: str, ids: list[int], committed_at: float | None = None) -> dict:
     """Rebuild the entries of one event batch (invalidation queue, latency first)."""
     # Clear markers first: an event from now on queues another rebuild after this one.
@@ -32,12 +32,6 @@ def rebuild(kind: str, ids: list[int], committed_at: float | None = None) -> dic
     outcome = _REBUILDERS[kind](ids)
     lag.observe(committed_at, count=max(1, len(ids)))
     return vars(outcome)
-
-
-@shared_task(name="prewarm.warm", queue=WARMUP_QUEUE, **RETRY)
-def warm(kind: str, ids: list[int]) -> dict:
-    """Bulk warm-up of a batch (warm-up queue: never ahead of an invalidation)."""
-    return vars(_REBUILDERS[kind](ids))
 
 
 @shared_task(name="prewarm.sweep_dirty", queue=INVALIDATE_QUEUE, **RETRY)

@@ -5,7 +5,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 
 from core import keys
 from core.models import OutboxEvent, Profile, Subscription
-from workers import coalesce, relay, tasks
+from workers import coalesce, events, relay, tasks
 from workers.app import app
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -111,10 +111,10 @@ def test_relay_keeps_rows_when_the_broker_refuses(catalogue, clean, monkeypatch)
 
 def test_invalidate_and_warmup_queues_never_share_a_message(catalogue, clean):
     from core.models import Channel
-    from workers.tasks import warm
+    from workers.app import WARMUP_QUEUE
 
     app.connection_for_write().default_channel.queue_purge("warmup")
-    warm.delay("channel", [Channel.objects.first().pk])
+    app.send_task(events.REBUILD_TASK, ("channel", [Channel.objects.first().pk]), queue=WARMUP_QUEUE)
     assert queued("warmup") == 1 and queued("invalidate") == 0
     tasks.rebuild.delay("channel", [Channel.objects.first().pk])
     assert queued("warmup") == 1 and queued("invalidate") == 1

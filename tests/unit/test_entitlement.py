@@ -10,7 +10,6 @@ from core.entitlement import (
     SubscriptionTerm,
     active_plans,
     channel_decisions,
-    entitled_channels,
     next_change,
 )
 
@@ -31,6 +30,11 @@ LICENCES = [
     # "local" is licensed nowhere in EU-WEST: geoblocked there.
     LicenceRule("local", "US-EAST"),
 ]
+
+
+def entitled_channels(c, licences, channel_plans, now):
+    """The watchable channels: those channel_decisions gives no reason against."""
+    return {ch for ch, reason in channel_decisions(c, licences, channel_plans, now).items() if reason is None}
 
 
 def cls(region="EU-WEST", isp="fibra", plans=()):
