@@ -1,9 +1,9 @@
 """API routes (api/openapi.yaml documents each; a test keeps them in step)."""
 from django.urls import path
 
-from . import health, metrics, ops, schema, views
+from . import health, index, metrics, ops, schema, views
 
-urlpatterns = [
+ROUTES = [
     path("healthz", health.healthz),
     path("readyz", health.readyz),
     path("metrics", metrics.view),
@@ -14,3 +14,5 @@ urlpatterns = [
     path("api/v1/ops/warmups", ops.warmups),
     path("api/v1/ops/warmups/<str:job_id>", ops.warmup),
 ]
+_index = index.view_for(ROUTES)
+urlpatterns = [path("", _index), path("api/v1/", _index), *ROUTES]

@@ -341,3 +341,19 @@ def test_schema_is_served(client):
     response = client.get("/api/schema")
     assert response.status_code == 200
     assert yaml.safe_load(response.content)["openapi"].startswith("3.")
+
+
+def test_the_index_lists_every_route_and_links_the_schema(client):
+    from api import urls
+
+    for path in ("/", "/api/v1/"):
+        response = client.get(path)
+        assert response.status_code == 200 and response["Content-Type"] == "application/json"
+        doc = body(response)
+        assert client.get(doc["schema"]).status_code == 200
+        listed = {r["path"]: r for r in doc["routes"]}
+        served = {"/" + str(p.pattern).replace("<str:", "{").replace(">", "}") for p in urls.ROUTES}
+        assert set(listed) == served
+        assert listed["/api/v1/me/profile"]["auth"] == "viewer token"
+        warmups = {"path": "/api/v1/ops/warmups", "methods": ["POST"], "auth": "ops token"}
+        assert listed["/api/v1/ops/warmups"] == warmups
