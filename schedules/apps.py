@@ -1,12 +1,12 @@
 """App config for schedules: syncs the declared beat schedules after every migrate."""
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.db.models.signals import post_migrate
 
 
-def _sync(sender, **kwargs):
+def _sync(sender, using="default", **kwargs):
     from . import beat
 
-    beat.sync()
+    beat.sync(using=using)
 
 
 class SchedulesConfig(AppConfig):
@@ -14,4 +14,8 @@ class SchedulesConfig(AppConfig):
     verbose_name = "Prewarm schedules"
 
     def ready(self):
-        post_migrate.connect(_sync, sender=self, dispatch_uid="prewarm.schedules.sync")
+        # Django sends post_migrate only for apps that have a models module, and this one has
+        # none: listen for django_celery_beat's, whose tables the schedules live in.
+        post_migrate.connect(
+            _sync, sender=apps.get_app_config("django_celery_beat"), dispatch_uid="prewarm.schedules.sync"
+        )

@@ -41,15 +41,22 @@ SCHEDULES = [
 ]
 
 
-def sync(schedules=SCHEDULES) -> int:
-    """Create or update each declared schedule; never delete-and-recreate (beat keeps state)."""
+def sync(schedules=SCHEDULES, using: str = "default") -> int:
+    """Create or update each declared schedule; never delete-and-recreate (beat keeps state).
+
+    What the code declares (task, interval, queue, description) is reset to the declaration;
+    whether a schedule is enabled is the operator's call: set on creation only.
+    """
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
     for item in schedules:
-        interval, _ = IntervalSchedule.objects.get_or_create(every=item.seconds, period=IntervalSchedule.SECONDS)
-        PeriodicTask.objects.update_or_create(
+        interval, _ = IntervalSchedule.objects.using(using).get_or_create(
+            every=item.seconds, period=IntervalSchedule.SECONDS
+        )
+        PeriodicTask.objects.using(using).update_or_create(
             name=item.name,
-            defaults=dict(
+            defaults=dict(task=item.task, interval=interval, queue=item.queue, description=item.description),
+            create_defaults=dict(
                 task=item.task, interval=interval, queue=item.queue, description=item.description, enabled=True
             ),
         )

@@ -13,8 +13,14 @@ def test_sync_is_idempotent_and_keeps_edits_to_state():
     beat.sync()
     first = {t.name: t.pk for t in PeriodicTask.objects.filter(name__startswith="prewarm:")}
     assert len(first) == len(beat.SCHEDULES)
+    # An operator pauses the sweeper and someone edits a declared field by hand.
+    sweeper = PeriodicTask.objects.get(task="prewarm.sweep_dirty")
+    PeriodicTask.objects.filter(pk=sweeper.pk).update(enabled=False, queue="elsewhere")
     beat.sync()
-    assert {t.name: t.pk for t in PeriodicTask.objects.filter(name__startswith="prewarm:")} == first
+    now = {t.name: t for t in PeriodicTask.objects.filter(name__startswith="prewarm:")}
+    assert {name: t.pk for name, t in now.items()} == first  # updated in place, never recreated
+    assert now[sweeper.name].enabled is False  # the operator's call stands
+    assert now[sweeper.name].queue == "invalidate"  # the declaration wins for what the code owns
     assert PeriodicTask.objects.get(task="prewarm.epg_rollover").queue == "warmup"
 
 
