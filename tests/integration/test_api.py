@@ -389,3 +389,17 @@ def test_the_index_lists_every_route_and_links_the_schema(client):
         assert listed["/api/v1/me/profile"]["auth"] == "viewer token"
         warmups = {"path": "/api/v1/ops/warmups", "methods": ["POST"], "auth": "ops token"}
         assert listed["/api/v1/ops/warmups"] == warmups
+
+
+def test_readyz_names_the_broker_when_it_is_down(client, warm, settings):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{dead}/0"
+    ready = client.get("/readyz")
+    doc = body(ready)
+    assert ready.status_code == 503 and doc["status"] == "degraded"
+    assert doc["checks"]["broker"].startswith("down:") and doc["checks"]["postgres"] == doc["checks"]["redis"] == "ok"
+    assert doc["error"] == {"code": "dependency_down", "message": "unreachable: broker"}
