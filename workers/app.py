@@ -2,6 +2,7 @@
 import os
 
 from celery import Celery
+from celery.signals import task_postrun
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -23,4 +24,17 @@ app.conf.task_default_queue = INVALIDATE_QUEUE
 # apply; this only lets the connection live for (2 x this) tasks between forced closes.
 DB_REUSE_MAX_TASKS = 1000
 app.conf["CELERY_DB_REUSE_MAX"] = DB_REUSE_MAX_TASKS
+
+
+@task_postrun.connect
+def _drop_broken_db_connections(**kwargs):
+    """With the reuse above, the fixup no longer closes an unusable connection after a task:
+    a connection that Postgres ended (restart, failover, pg_terminate_backend) would fail
+    every later task and retry in this process. After a task whose queries failed, do what
+    Django does between requests. A successful task costs one attribute check."""
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        if conn.errors_occurred:
+            conn.close_if_unusable_or_obsolete()
 app.autodiscover_tasks(["workers", "schedules"])

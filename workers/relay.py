@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 
 import psycopg
@@ -22,6 +23,8 @@ VACUUM_EVERY_ROWS = 20_000
 # NOTIFY is lost while the listener is disconnected, so poll as a safety net.
 POLL_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 10.0
+# A stop request is seen within this long even while waiting out a long poll.
+STOP_CHECK_SECONDS = 0.5
 
 _SELECT = """SELECT id, kind, ids, extract(epoch FROM created_at)::float8
                 FROM prewarm_outbox ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"""
@@ -94,8 +97,7 @@ def run(stop: threading.Event, *, batch_rows: int = BATCH_ROWS, poll: float = PO
                 backoff = 0.5
                 vacuum = Vacuumer()
                 while not stop.is_set():
-                    for _ in listener.notifies(timeout=poll, stop_after=1):
-                        pass
+                    wait_for_notify(listener, stop, poll)
                     vacuum.relayed(worker, drain(worker, batch_rows))
         except psycopg.OperationalError as exc:
             log.warning("relay lost Postgres (%s); retrying in %.1fs", exc, backoff)
@@ -105,6 +107,21 @@ def run(stop: threading.Event, *, batch_rows: int = BATCH_ROWS, poll: float = PO
             )
         stop.wait(backoff)
         backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
+
+
+def wait_for_notify(listener: psycopg.Connection, stop: threading.Event, poll: float) -> None:
+    """Return on a NOTIFY, after `poll` seconds, or soon after `stop` is set.
+
+    One long `notifies(timeout=poll)` call cannot be interrupted by a signal handler, so a
+    relay started with a long poll would take that long to obey SIGTERM: wait in slices.
+    """
+    deadline = time.monotonic() + poll
+    while not stop.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        for _ in listener.notifies(timeout=min(left, STOP_CHECK_SECONDS), stop_after=1):
+            return
 
 
 def backlog(conn: psycopg.Connection) -> tuple[int, float | None]:
