@@ -18,7 +18,7 @@ from django.db import DatabaseError
 from core import keys, services
 from core.builders import assemble_epg
 
-from . import degraded, metrics, redis_reads, single_flight, tracking
+from . import degraded, redis_reads, single_flight, tracking
 from .entries import (
     FRAGMENT_FIELDS,
     BadEntry,
@@ -31,12 +31,12 @@ from .entries import (
     parse_profile,
 )
 from .local_cache import LocalCache
+from .metrics import BUILT, DEGRADED, HITS, MISSES
 from .resp import RedisDown, ReplyError
 
 log = logging.getLogger("prewarm.api")
 
 REDIS_ERRORS = (RedisDown, redis.RedisError)
-COUNTS = metrics.COUNTS
 
 
 class Unavailable(Exception):
@@ -58,7 +58,7 @@ def viewer(profile_id: int) -> Viewer:
     now = time.time()
     profile = cache.get(profile_id)
     if profile is not None and profile.valid_until > now:
-        COUNTS["profile:local"] += 1
+        HITS["profile", "local"] += 1
     else:
         try:
             profile = _profile(cache, profile_id, now)
@@ -72,7 +72,7 @@ def viewer(profile_id: int) -> Viewer:
         return Viewer(profile, None)
     cls = cache.get(profile.class_key)
     if cls is not None and cls.valid_until > now:
-        COUNTS["class:local"] += 1
+        HITS["class", "local"] += 1
     else:
         try:
             cls = _class(cache, profile, now)
@@ -86,7 +86,7 @@ def viewer(profile_id: int) -> Viewer:
 
 
 def _degraded(profile_id: int, now: float, exc: Exception | None) -> Viewer:
-    COUNTS["profile:degraded"] += 1
+    DEGRADED["profile"] += 1
     if exc is not None:
         log.debug("serving profile %s from Postgres: %s", profile_id, exc)
     try:
@@ -121,11 +121,14 @@ def _profile(cache: LocalCache, profile_id: int, now: float) -> ProfileEntry | N
                 cache.commit(ticket, profile_id, entry)
             else:
                 cache.abandon(ticket)
-            COUNTS["profile:redis" if attempt == 0 else "profile:built"] += 1
+            if attempt == 0:
+                HITS["profile", "redis"] += 1
+            else:
+                BUILT["profile"] += 1
             return entry
         cache.abandon(ticket)
         if attempt == 0:
-            COUNTS["profile:miss"] += 1
+            MISSES["profile"] += 1
             single_flight.run(key, lambda: services.rebuild_profiles([profile_id]))
     return None
 
@@ -144,11 +147,14 @@ def _class(cache: LocalCache, profile: ProfileEntry, now: float) -> ClassEntry |
                 cache.commit(ticket, key, entry, weight=len(fields.get(b"data", b"")) * 3)
             else:
                 cache.abandon(ticket)
-            COUNTS["class:redis" if attempt == 0 else "class:built"] += 1
+            if attempt == 0:
+                HITS["class", "redis"] += 1
+            else:
+                BUILT["class"] += 1
             return entry
         cache.abandon(ticket)
         if attempt == 0:
-            COUNTS["class:miss"] += 1
+            MISSES["class"] += 1
             single_flight.run(key, lambda entry=entry: _rebuild_class(profile, stale=entry))
     return None
 
@@ -174,7 +180,7 @@ def epg(view: Viewer, day: str) -> tuple[EpgEntry, bool]:
         local_key = ("epg", view.profile.class_id, day)
         entry = cache.get(local_key)
         if entry is not None and entry.valid_until > now:
-            COUNTS["epg:local"] += 1
+            HITS["epg", "local"] += 1
             return entry, False
         try:
             entry = _epg(cache, view, day, local_key)
@@ -185,7 +191,7 @@ def epg(view: Viewer, day: str) -> tuple[EpgEntry, bool]:
             raise Unavailable(f"cannot build the programme guide: {exc}") from None
         if entry is not None:
             return entry, False
-    COUNTS["epg:degraded"] += 1
+    DEGRADED["epg"] += 1
     try:
         return degraded.epg(cls, day, now), True
     except DatabaseError as exc:
@@ -230,10 +236,13 @@ def _epg(cache: LocalCache, view: Viewer, day: str, local_key) -> EpgEntry | Non
                 cache.commit(ticket, local_key, entry, weight=len(body))
             else:
                 cache.abandon(ticket)
-            COUNTS["epg:redis" if attempt == 0 else "epg:built"] += 1
+            if attempt == 0:
+                HITS["epg", "redis"] += 1
+            else:
+                BUILT["epg"] += 1
             return entry
         cache.abandon(ticket)
         if attempt == 0:
-            COUNTS["epg:miss"] += 1
+            MISSES["epg"] += 1
             single_flight.run(keys.epg_day_key(cls.tz, day), lambda missing=missing: services.rebuild_epg(missing))
     return None

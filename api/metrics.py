@@ -1,15 +1,16 @@
-"""/metrics: Prometheus text from Redis counters, the lag histogram, the outbox and the queues.
+"""/metrics: Prometheus text for every metric core.metrics declares, plus gauges read at scrape time.
 
-Per-request hit/miss counts stay in process memory (a dict increment) and the tracking
-thread adds them to the shared counters hash about once a second: no Redis round trip per
-request, and every process's counts end up in one place.
+Per-request counts stay in process memory (a dict increment: `HITS["profile", "local"] += 1`)
+and the tracking thread adds them to the shared store about once a second (`flush_quietly`):
+no Redis round trip per request, and every process's counts end up in one place.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection
@@ -17,40 +18,60 @@ from django.http import HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from core import keys
-from core.redis_conn import client
+from core import metrics
 
 from .http import endpoint
 
 log = logging.getLogger("prewarm.api.metrics")
 
 FLUSH_EVERY = 1.0
-FIELD_PREFIX = "api:"  # counters hash fields written by API processes: api:<family>:<outcome>
 QUEUES = ("invalidate", "warmup")
 BROKER_TIMEOUT = 1.0
 
-COUNTS: defaultdict[str, int] = defaultdict(int)
-_flushed: dict[str, int] = {}
+
+class LocalCounts(dict):
+    """This process's counts of one declared counter, keyed by its label values (a tuple, or
+    the value itself for one label); what has not been flushed yet is value - flushed."""
+
+    def __init__(self, counter: metrics.Counter) -> None:
+        super().__init__()
+        self.counter = counter
+        self.flushed: dict = {}
+
+    def __missing__(self, values):
+        # Only a key's first increment comes here: wrong label values fail where they are
+        # written, not later in a flush that would then drop every count.
+        self.counter.field(values if isinstance(values, tuple) else (values,))
+        return 0
+
+
+HITS = LocalCounts(metrics.API_HITS)  # [family, layer]
+MISSES = LocalCounts(metrics.API_MISSES)  # [family]
+BUILT = LocalCounts(metrics.API_BUILT)
+DEGRADED = LocalCounts(metrics.API_DEGRADED)
+LOCAL_COUNTS = (HITS, MISSES, BUILT, DEGRADED)
+
 _flush_state = {"at": 0.0}
 _flush_lock = threading.Lock()
 
 
 def flush() -> None:
-    """Add what this process counted since the last flush to the shared counters hash."""
+    """Add what this process counted since the last flush to the shared store."""
     with _flush_lock:
-        deltas = {}
-        for name, value in list(COUNTS.items()):
-            delta = value - _flushed.get(name, 0)
-            if delta:
-                deltas[name] = (delta, value)
+        deltas = []
+        for counts in LOCAL_COUNTS:
+            for values, value in list(counts.items()):
+                delta = value - counts.flushed.get(values, 0)
+                if delta:
+                    deltas.append((counts, values, delta, value))
         if not deltas:
             return
-        pipe = client().pipeline(transaction=False)
-        for name, (delta, _) in deltas.items():
-            pipe.hincrby(keys.counters_key(), FIELD_PREFIX + name, delta)
-        pipe.execute()
-        for name, (_, value) in deltas.items():
-            _flushed[name] = value
+        metrics.STORE.add(
+            (counts.counter, values if isinstance(values, tuple) else (values,), delta)
+            for counts, values, delta, _ in deltas
+        )
+        for counts, values, _, value in deltas:
+            counts.flushed[values] = value
 
 
 def flush_quietly() -> None:
@@ -64,11 +85,55 @@ def flush_quietly() -> None:
         log.debug("metrics flush failed: %s", exc)
 
 
+# -- gauges of this process, provided by the side that owns them ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LocalGauges:
+    entries: int  # in this process's local cache
+    size_bytes: int  # approximate size of that cache
+    tracking_up: bool  # this process receives Redis invalidations
+
+
+_local_gauges: dict[str, Callable[[], LocalGauges]] = {}
+
+
+def register_local_gauges(provider: Callable[[], LocalGauges]) -> None:
+    """Scrapes call `provider` for this process's local-cache gauges (registering again replaces
+    it): the tracker side feeds them in, so this module never imports the tracker."""
+    _local_gauges["provider"] = provider
+
+
 # -- collection ----------------------------------------------------------------------
 
 
-def _counters() -> dict[str, int]:
-    return {k.decode(): int(float(v)) for k, v in client().hgetall(keys.counters_key()).items()}
+def declared_families(store) -> tuple[list, list[str]]:
+    """Families for every declared counter and histogram as `store` holds them, and the parts
+    that could not be read (for prewarm_scrape_error)."""
+    families, failed = [], []
+    try:
+        values = metrics.counter_values(store.counter_fields())
+    except Exception as exc:
+        log.debug("counters: %s", exc)
+        failed.append("counters")
+    else:
+        for counter, series in values.items():
+            family = CounterMetricFamily(counter.name, counter.help, labels=list(counter.labels))
+            for labels, value in sorted(series.items()):
+                family.add_metric(list(labels), value)
+            families.append(family)
+    for histogram in metrics.histograms():
+        try:
+            series = histogram.snapshots(store.histogram_fields(histogram))
+        except Exception as exc:
+            log.debug("%s: %s", histogram.short, exc)
+            failed.append(histogram.short)
+            continue
+        family = HistogramMetricFamily(histogram.name, histogram.help, labels=list(histogram.labels))
+        for labels, snap in sorted(series.items()):
+            family.add_metric(list(labels), snap.buckets, snap.sum)
+        families.append(family)
+    return families, failed
 
 
 def _outbox() -> tuple[int, float | None]:
@@ -101,65 +166,38 @@ def _queue_depths() -> dict[str, int]:
     return depths
 
 
+def local_families() -> list:
+    provider = _local_gauges.get("provider")
+    if provider is None:
+        return []
+    gauges = provider()
+    return [
+        GaugeMetricFamily("prewarm_api_local_entries", "Entries in this process's local cache", value=gauges.entries),
+        GaugeMetricFamily(
+            "prewarm_api_local_bytes", "Approximate bytes in this process's local cache", value=gauges.size_bytes
+        ),
+        GaugeMetricFamily(
+            "prewarm_api_tracking_up",
+            "1 while this process receives Redis invalidations",
+            value=int(gauges.tracking_up),
+        ),
+    ]
+
+
 class _Collector:
+    def __init__(self, store) -> None:
+        self.store = store
+
     def collect(self):
-        from workers import lag
-
-        from . import tracking
-
         errors = GaugeMetricFamily("prewarm_scrape_error", "1 when a part of this scrape failed", labels=["part"])
         try:
             flush()
         except Exception:
             pass
-        try:
-            counters = _counters()
-        except Exception as exc:
-            log.debug("counters: %s", exc)
-            counters = None
-            errors.add_metric(["counters"], 1)
-        if counters is not None:
-            rebuilds = CounterMetricFamily("prewarm_rebuilds", "Entries written by rebuilds", labels=["family"])
-            refused = CounterMetricFamily(
-                "prewarm_rebuilds_refused", "Writes refused because newer data was stored", labels=["family"]
-            )
-            deleted = CounterMetricFamily("prewarm_entries_deleted", "Tombstones written", labels=["family"])
-            hits = CounterMetricFamily("prewarm_api_hits", "Warm reads by layer", labels=["family", "layer"])
-            misses = CounterMetricFamily("prewarm_api_misses", "Reads that had to build the entry", labels=["family"])
-            built = CounterMetricFamily("prewarm_api_built", "Entries served after a build", labels=["family"])
-            degraded = CounterMetricFamily(
-                "prewarm_api_degraded", "Answers built from Postgres (Redis down)", labels=["family"]
-            )
-            other = CounterMetricFamily("prewarm_events", "Other pipeline counters", labels=["name"])
-            for name, value in sorted(counters.items()):
-                head, _, rest = name.partition(":")
-                if head == "rebuilds":
-                    rebuilds.add_metric([rest], value)
-                elif head == "refused":
-                    refused.add_metric([rest], value)
-                elif head == "deleted":
-                    deleted.add_metric([rest], value)
-                elif head == "api":
-                    family, _, outcome = rest.partition(":")
-                    if outcome in ("local", "redis"):
-                        hits.add_metric([family, outcome], value)
-                    elif outcome == "miss":
-                        misses.add_metric([family], value)
-                    elif outcome == "built":
-                        built.add_metric([family], value)
-                    elif outcome == "degraded":
-                        degraded.add_metric([family], value)
-                else:
-                    other.add_metric([name], value)
-            yield from (rebuilds, refused, deleted, hits, misses, built, degraded, other)
-        try:
-            buckets, count, total = lag.snapshot()
-            yield HistogramMetricFamily(
-                "prewarm_invalidation_lag_seconds", "Commit to entry rewritten", buckets=buckets, sum_value=total
-            )
-        except Exception as exc:
-            log.debug("lag: %s", exc)
-            errors.add_metric(["lag"], 1)
+        families, failed = declared_families(self.store)
+        yield from families
+        for part in failed:
+            errors.add_metric([part], 1)
         try:
             count, oldest = _outbox()
             yield GaugeMetricFamily("prewarm_outbox_backlog", "Outbox rows waiting for the relay", value=count)
@@ -178,21 +216,17 @@ class _Collector:
         except Exception as exc:
             log.debug("queues: %s", exc)
             errors.add_metric(["queues"], 1)
-        tracker = tracking.get()
-        cache = tracker.cache
-        yield GaugeMetricFamily("prewarm_api_local_entries", "Entries in this process's local cache", value=len(cache))
-        yield GaugeMetricFamily(
-            "prewarm_api_local_bytes", "Approximate bytes in this process's local cache", value=cache.size_bytes
-        )
-        yield GaugeMetricFamily(
-            "prewarm_api_tracking_up", "1 while this process receives Redis invalidations", value=int(tracker.alive)
-        )
+        try:
+            yield from local_families()
+        except Exception as exc:
+            log.debug("local gauges: %s", exc)
+            errors.add_metric(["local"], 1)
         yield errors
 
 
 def view_body() -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector())
+    registry.register(_Collector(metrics.STORE))
     return generate_latest(registry)
 
 

@@ -36,12 +36,11 @@ def settle() -> None:
 
 def lag_at_rate(rate: int, seconds: float, path: str) -> dict:
     """Change one profile per event at `rate`/s; lags come from the workers' own samples."""
-    from core import keys
+    from core import metrics
     from core.models import Isp, Profile
-    from core.redis_conn import client
     from workers import relay
 
-    client().delete(keys.lag_samples_key())
+    metrics.STORE.forget_samples(metrics.INVALIDATION_LAG)
     ids = list(Profile.objects.order_by("?").values_list("id", flat=True)[: int(rate * seconds)])
     isps = list(Isp.objects.values_list("id", flat=True))
     interval = 1.0 / rate
@@ -64,9 +63,7 @@ def lag_at_rate(rate: int, seconds: float, path: str) -> dict:
         achieved = len(ids) / (time.monotonic() - start)
         wait(lambda: drained(conn), 60)
     time.sleep(0.5)
-    from workers import lag
-
-    samples = [s * 1000 for s in lag.recent_samples()]
+    samples = [s * 1000 for s in metrics.STORE.recent_samples(metrics.INVALIDATION_LAG)]
     return {**common.summary(samples), "rate": achieved, "commit": common.summary(commits)}
 
 

@@ -57,16 +57,16 @@ def warm_done_key(scope: str) -> str:
     return f"{prefix()}:warm:done:{scope}"
 
 
-def lag_key() -> str:
-    """Hash: invalidation lag histogram buckets, count and sum."""
-    return f"{prefix()}:metrics:lag"
-
-
-def lag_samples_key() -> str:
-    """List: the most recent raw lag samples (seconds), newest first."""
-    return f"{prefix()}:metrics:lag_samples"
-
-
 def counters_key() -> str:
-    """Hash: rebuild and event counters for /metrics."""
+    """Hash: every declared counter (core.metrics), field `<name>:<label values>`."""
     return f"{prefix()}:metrics:counters"
+
+
+def histogram_key(name: str) -> str:
+    """Hash: one declared histogram's buckets, count and sum (core.metrics)."""
+    return f"{prefix()}:metrics:histogram:{name}"
+
+
+def histogram_samples_key(name: str) -> str:
+    """List: the most recent raw observations of one histogram, newest first."""
+    return f"{prefix()}:metrics:histogram:{name}:samples"

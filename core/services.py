@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
-from . import keys, selectors
+from . import keys, metrics, selectors
 from .builders import (
     LISTPACK_VALUE_LIMIT,
     Entry,
@@ -70,11 +70,13 @@ def _tally(outcome: Outcome, results: list[bool]) -> Outcome:
 
 
 def _count(family: str, outcome: Outcome) -> None:
-    pipe = client().pipeline(transaction=False)
-    pipe.hincrby(keys.counters_key(), f"rebuilds:{family}", outcome.written)
-    pipe.hincrby(keys.counters_key(), f"refused:{family}", outcome.refused)
-    pipe.hincrby(keys.counters_key(), f"deleted:{family}", outcome.deleted)
-    pipe.execute()
+    metrics.STORE.add(
+        [
+            (metrics.REBUILDS, (family,), outcome.written),
+            (metrics.REBUILDS_REFUSED, (family,), outcome.refused),
+            (metrics.ENTRIES_DELETED, (family,), outcome.deleted),
+        ]
+    )
 
 
 def rebuild_profiles(ids: Iterable[int], *, now: datetime | None = None) -> Outcome:

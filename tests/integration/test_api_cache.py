@@ -31,12 +31,12 @@ def doc(response):
 
 def test_warm_requests_stay_in_process(warm):
     get(PROFILE, warm)
-    before = dict(metrics.COUNTS)
+    before = dict(metrics.HITS)
     for _ in range(5):
         get(PROFILE, warm)
         get("/api/v1/me/playback/news", warm)
-    assert metrics.COUNTS["profile:local"] - before.get("profile:local", 0) == 10
-    assert metrics.COUNTS["profile:redis"] == before.get("profile:redis", 0)
+    assert metrics.HITS["profile", "local"] - before.get(("profile", "local"), 0) == 10
+    assert metrics.HITS["profile", "redis"] == before.get(("profile", "redis"), 0)
 
 
 def test_rebuilt_profile_is_seen_by_the_next_request(warm):

@@ -1,0 +1,263 @@
+"""Every counter and histogram Prewarm exposes, declared once, and the Redis storage they share.
+
+A declaration names the metric as Prometheus shows it, its help text and its labels; the
+storage field or key is derived from that name, so writers and `/metrics` never spell a
+metric twice. Workers and services write here directly (one pipeline per call); the API counts
+in process memory and adds its counts here about once a second (api.metrics). A new metric is
+one more `_declare(...)` line below; api.metrics exposes it with no further change.
+"""
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from . import keys
+from .redis_conn import client
+
+PREFIX = "prewarm_"
+_NAME = re.compile(r"prewarm_[a-z][a-z0-9_]*")
+SEP = ":"  # between a storage name and its label values; label values may not contain it
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"metric name {name!r} must be lower snake case starting with {PREFIX!r}")
+
+
+def _label_part(labels: tuple[str, ...], values: tuple[str, ...]) -> str:
+    if len(values) != len(labels):
+        raise ValueError(f"labels {labels} need {len(labels)} values, got {values!r}")
+    for value in values:
+        if SEP in value:
+            raise ValueError(f"label value {value!r} may not contain {SEP!r}")
+    return SEP.join(values)
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    """A monotonic count shared by all processes; Prometheus shows it as `<name>_total`."""
+
+    name: str
+    help: str
+    labels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+
+    @property
+    def short(self) -> str:
+        return self.name.removeprefix(PREFIX)
+
+    def field(self, values: tuple[str, ...] = ()) -> str:
+        """Its field in the counters hash: `rebuilds:profile` for REBUILDS with ("profile",)."""
+        part = _label_part(self.labels, values)
+        return f"{self.short}{SEP}{part}" if self.labels else self.short
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One histogram series as Prometheus wants it: cumulative buckets ending at +Inf."""
+
+    buckets: list[tuple[str, int]]
+    count: int
+    sum: float
+
+
+@dataclass(frozen=True, slots=True)
+class Histogram:
+    """Observations counted into fixed buckets (upper bounds, seconds for timings), per label set.
+
+    Stored as one hash: `b<i>` (observations in bucket i, not cumulative; i == len(buckets) is
+    +Inf), `count` and `sum`, each after `<label values>:` when there are labels. With
+    `samples_kept`, the latest raw values are kept too, for exact percentiles (bench/).
+    """
+
+    name: str
+    help: str
+    buckets: tuple[float, ...]
+    labels: tuple[str, ...] = ()
+    samples_kept: int = 0
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+        if list(self.buckets) != sorted(set(self.buckets)):
+            raise ValueError(f"{self.name}: buckets must be increasing")
+
+    @property
+    def short(self) -> str:
+        return self.name.removeprefix(PREFIX)
+
+    def bucket(self, value: float) -> int:
+        """The index of the first bucket whose upper bound holds `value` (Prometheus `le`)."""
+        return bisect.bisect_left(self.buckets, value)
+
+    def bucket_label(self, index: int) -> str:
+        return "+Inf" if index >= len(self.buckets) else repr(self.buckets[index])
+
+    def increments(self, value: float, count: int = 1, values: tuple[str, ...] = ()) -> list[tuple[str, int | float]]:
+        """The hash fields `count` observations of `value` add to (the sum's as a float)."""
+        head = _label_part(self.labels, values) + SEP if self.labels else ""
+        return [(f"{head}b{self.bucket(value)}", count), (f"{head}count", count), (f"{head}sum", float(value * count))]
+
+    def snapshots(self, raw: Mapping[str, float]) -> dict[tuple[str, ...], Snapshot]:
+        """Cumulative series by label values from the stored hash; an unlabelled one is always there."""
+        series: dict[tuple[str, ...], dict[str, float]] = {} if self.labels else {(): {}}
+        for name, amount in raw.items():
+            head, _, stat = name.rpartition(SEP)
+            values = tuple(head.split(SEP)) if self.labels else ()
+            if bool(head) != bool(self.labels) or len(values) != len(self.labels):
+                continue  # a field this declaration does not write
+            series.setdefault(values, {})[stat] = amount
+        out = {}
+        for values, stats in series.items():
+            running, cumulative = 0, []
+            for i in range(len(self.buckets) + 1):
+                running += int(stats.get(f"b{i}", 0))
+                cumulative.append((self.bucket_label(i), running))
+            out[values] = Snapshot(cumulative, int(stats.get("count", 0)), float(stats.get("sum", 0.0)))
+        return out
+
+
+METRICS: dict[str, Counter | Histogram] = {}
+
+
+def _declare(metric):
+    if metric.name in METRICS or any(m.short == metric.short for m in METRICS.values()):
+        raise ValueError(f"metric {metric.name} declared twice")
+    METRICS[metric.name] = metric
+    return metric
+
+
+def counters() -> list[Counter]:
+    return [m for m in METRICS.values() if isinstance(m, Counter)]
+
+
+def histograms() -> list[Histogram]:
+    return [m for m in METRICS.values() if isinstance(m, Histogram)]
+
+
+def counter_values(raw: Mapping[str, int]) -> dict[Counter, dict[tuple[str, ...], int]]:
+    """The counters hash read back by declaration: {counter: {label values: count}}."""
+    by_short = {c.short: c for c in counters()}
+    out: dict[Counter, dict[tuple[str, ...], int]] = {c: {} for c in by_short.values()}
+    for name, value in raw.items():
+        short, _, rest = name.partition(SEP)
+        counter = by_short.get(short)
+        if counter is None:
+            continue  # a field no declaration writes (left by an older version)
+        values = tuple(rest.split(SEP)) if counter.labels else ()
+        if bool(rest) == bool(counter.labels) and len(values) == len(counter.labels):
+            out[counter][values] = int(value)
+    return out
+
+
+# -- the declarations ----------------------------------------------------------------------
+
+REBUILDS = _declare(Counter("prewarm_rebuilds", "Entries written by rebuilds", ("family",)))
+REBUILDS_REFUSED = _declare(
+    Counter("prewarm_rebuilds_refused", "Writes refused because newer data was stored", ("family",))
+)
+ENTRIES_DELETED = _declare(Counter("prewarm_entries_deleted", "Tombstones written", ("family",)))
+# Counted in API process memory (api.metrics) and added here about once a second.
+API_HITS = _declare(Counter("prewarm_api_hits", "Warm reads by layer", ("family", "layer")))
+API_MISSES = _declare(Counter("prewarm_api_misses", "Reads that had to build the entry", ("family",)))
+API_BUILT = _declare(Counter("prewarm_api_built", "Entries served after a build", ("family",)))
+API_DEGRADED = _declare(Counter("prewarm_api_degraded", "Answers built from Postgres (Redis down)", ("family",)))
+
+INVALIDATION_LAG = _declare(
+    Histogram(
+        "prewarm_invalidation_lag_seconds",
+        "Commit to entry rewritten",
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+        samples_kept=20_000,
+    )
+)
+
+
+# -- storage -------------------------------------------------------------------------------
+
+
+class RedisStore:
+    """Where every process adds its counts: one counters hash, one hash (and samples list) per
+    histogram. It takes the current cache client on each call, so tests may repoint Redis."""
+
+    def add(self, counts: Iterable[tuple[Counter, tuple[str, ...], int]]) -> None:
+        """Add each (counter, label values, amount) in one round trip; a 0 still shows the series."""
+        pipe = client().pipeline(transaction=False)
+        for counter, values, amount in counts:
+            pipe.hincrby(keys.counters_key(), counter.field(values), amount)
+        pipe.execute()
+
+    def observe(self, histogram: Histogram, value: float, *, count: int = 1, values: tuple[str, ...] = ()) -> None:
+        key = keys.histogram_key(histogram.short)
+        pipe = client().pipeline(transaction=False)
+        for field, amount in histogram.increments(value, count, values):
+            if isinstance(amount, float):
+                pipe.hincrbyfloat(key, field, amount)
+            else:
+                pipe.hincrby(key, field, amount)
+        if histogram.samples_kept:
+            samples = keys.histogram_samples_key(histogram.short)
+            pipe.lpush(samples, f"{value:.6f}")
+            pipe.ltrim(samples, 0, histogram.samples_kept - 1)
+        pipe.execute()
+
+    def counter_fields(self) -> dict[str, int]:
+        return {k.decode(): int(float(v)) for k, v in client().hgetall(keys.counters_key()).items()}
+
+    def histogram_fields(self, histogram: Histogram) -> dict[str, float]:
+        return {k.decode(): float(v) for k, v in client().hgetall(keys.histogram_key(histogram.short)).items()}
+
+    def recent_samples(self, histogram: Histogram) -> list[float]:
+        """The latest raw observations, newest first."""
+        return [float(x) for x in client().lrange(keys.histogram_samples_key(histogram.short), 0, -1)]
+
+    def forget_samples(self, histogram: Histogram) -> None:
+        client().delete(keys.histogram_samples_key(histogram.short))
+
+
+class MemoryStore:
+    """The same storage in a dict, for unit tests (no Redis)."""
+
+    def __init__(self) -> None:
+        self.counters: dict[str, int] = {}
+        self.hashes: dict[str, dict[str, float]] = {}
+        self.samples: dict[str, list[float]] = {}
+
+    def add(self, counts: Iterable[tuple[Counter, tuple[str, ...], int]]) -> None:
+        for counter, values, amount in counts:
+            field = counter.field(values)
+            self.counters[field] = self.counters.get(field, 0) + amount
+
+    def observe(self, histogram: Histogram, value: float, *, count: int = 1, values: tuple[str, ...] = ()) -> None:
+        fields = self.hashes.setdefault(histogram.short, {})
+        for field, amount in histogram.increments(value, count, values):
+            fields[field] = fields.get(field, 0) + amount
+        if histogram.samples_kept:
+            kept = self.samples.setdefault(histogram.short, [])
+            kept.insert(0, value)
+            del kept[histogram.samples_kept :]
+
+    def counter_fields(self) -> dict[str, int]:
+        return dict(self.counters)
+
+    def histogram_fields(self, histogram: Histogram) -> dict[str, float]:
+        return dict(self.hashes.get(histogram.short, {}))
+
+    def recent_samples(self, histogram: Histogram) -> list[float]:
+        return list(self.samples.get(histogram.short, []))
+
+    def forget_samples(self, histogram: Histogram) -> None:
+        self.samples.pop(histogram.short, None)
+
+
+STORE: RedisStore | MemoryStore = RedisStore()  # callers look it up at call time: tests swap it
+
+
+def snapshot(histogram: Histogram, values: tuple[str, ...] = ()) -> Snapshot:
+    """One series of a histogram as stored now (zeros when nothing was observed)."""
+    series = histogram.snapshots(STORE.histogram_fields(histogram))
+    empty = Snapshot([(histogram.bucket_label(i), 0) for i in range(len(histogram.buckets) + 1)], 0, 0.0)
+    return series.get(values, empty)
