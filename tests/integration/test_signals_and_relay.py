@@ -99,7 +99,7 @@ def test_relay_keeps_rows_when_the_broker_refuses(catalogue, clean, monkeypatch)
     def refuse(*args, **kwargs):
         raise KombuOperationalError("broker down")
 
-    monkeypatch.setattr(tasks.rebuild, "apply_async", refuse)
+    monkeypatch.setattr(app, "send_task", refuse)  # events publish by task name through the app
     with relay.connect() as conn, pytest.raises(KombuOperationalError):
         relay.drain_once(conn)
     assert OutboxEvent.objects.count() == rows
