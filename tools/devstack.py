@@ -25,9 +25,10 @@ import sys
 import sysconfig
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tools import procs
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".devstack"
@@ -48,7 +49,6 @@ STOP_TIMEOUT = 15.0
 TERM_AFTER = 10.0
 COMMAND_GRACE = 30.0
 READY_TIMEOUT = 90.0
-PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 # Orphans get SIGTERM, then SIGKILL after this long.
 ORPHAN_GRACE = 5.0
@@ -140,32 +140,10 @@ def _version_key(path: str) -> tuple:
 # --- small helpers ----------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def port_in_use(port: int, host: str = HOST) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0
-
-
 def pick_port(preferred: int | None) -> int:
-    if preferred and not port_in_use(preferred):
+    if preferred and not procs.port_open(preferred, HOST):
         return preferred
-    return free_port()
-
-
-def _pdeathsig(sig: int):
-    """preexec_fn: the child gets `sig` if this process dies, even by SIGKILL."""
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def set_it() -> None:
-        libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
-
-    return set_it
+    return procs.free_port(HOST)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -178,55 +156,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 # --- servers ----------------------------------------------------------------------
 
 
-@dataclass
-class Server:
-    """One server process we started: its own session, stopped by signal then SIGKILL."""
-
-    name: str
-    proc: subprocess.Popen
-    stop_signal: int
-    logfile: Path
-
-    def stop(self) -> None:
-        if self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, self.stop_signal)
-
-    def wait_stopped(self, timeout: float) -> None:
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log(f"{self.name} did not stop in {timeout:.0f}s; killing it")
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-
-def _spawn(name: str, argv: list[str], logfile: Path, stop_signal: int) -> Server:
-    out = open(logfile, "ab")
-    try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # no terminal Ctrl-C: we stop it in order
-            preexec_fn=_pdeathsig(stop_signal),
-        )
-    finally:
-        out.close()
-    return Server(name, proc, stop_signal, logfile)
+def _spawn(name: str, argv: list[str], logfile: Path, stop_signal: int) -> procs.Proc:
+    # Its own session: no terminal Ctrl-C, we stop it in order. It dies with us, even by SIGKILL.
+    return procs.spawn(name, argv, logfile, stop_signal=stop_signal, parent_death_signal=stop_signal, append=True)
 
 
 def _as_postgres_user(argv: list[str]) -> list[str]:
@@ -248,7 +183,7 @@ def _check_userns() -> None:
         )
 
 
-def start_postgres(datadir: Path, port: int) -> Server:
+def start_postgres(datadir: Path, port: int) -> procs.Proc:
     bindir, origin = postgres_bindir()
     _check_userns()
     # "postgres (PostgreSQL) 18.6" or "postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"
@@ -282,7 +217,7 @@ def start_postgres(datadir: Path, port: int) -> Server:
     logfile = datadir.parent / "postgres.log"
     # SIGINT is Postgres's "fast shutdown": roll back sessions, checkpoint, exit.
     server = _spawn("postgres", _as_postgres_user(argv), logfile, signal.SIGINT)
-    log(f"postgres ({version} from {origin}) starting on {HOST}:{port}, pid {server.proc.pid}")
+    log(f"postgres ({version} from {origin}) starting on {HOST}:{port}, pid {server.pid}")
     return server
 
 
@@ -310,13 +245,10 @@ def _clear_stale_pidfile(datadir: Path) -> None:
         pidfile.unlink(missing_ok=True)
 
 
-def wait_postgres(server: Server, port: int) -> None:
+def wait_postgres(server: procs.Proc, port: int) -> None:
     import psycopg  # a project dependency; imported late so this module stays light
 
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if server.proc.poll() is not None:
-            raise DevstackError(f"postgres exited ({server.proc.returncode}):\n{_tail(server.logfile)}")
+    def ready() -> bool:
         try:
             with psycopg.connect(
                 host=HOST, port=port, user=DB_USER, dbname="postgres", autocommit=True, connect_timeout=2
@@ -324,41 +256,34 @@ def wait_postgres(server: Server, port: int) -> None:
                 exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone()
                 if not exists:
                     conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-                return
+                return True
         except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise DevstackError(
-                    f"postgres not ready after {START_TIMEOUT:.0f}s:\n{_tail(server.logfile)}"
-                ) from None
-            time.sleep(0.1)
+            return False
+
+    server.wait_until(ready, START_TIMEOUT, "connection")
 
 
-def start_valkey(workdir: Path, port: int) -> Server:
+def start_valkey(workdir: Path, port: int) -> procs.Proc:
     binary, origin = valkey_binary()
     workdir.mkdir(parents=True, exist_ok=True)
     argv = [str(binary), "--port", str(port), "--dir", str(workdir)]
     for key, value in VALKEY_SETTINGS.items():
         argv += [f"--{key}", value]
     server = _spawn("valkey", argv, workdir.parent / "valkey.log", signal.SIGTERM)
-    log(f"valkey ({binary.name} from {origin}) starting on {HOST}:{port}, pid {server.proc.pid}")
+    log(f"valkey ({binary.name} from {origin}) starting on {HOST}:{port}, pid {server.pid}")
     return server
 
 
-def wait_valkey(server: Server, port: int) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if server.proc.poll() is not None:
-            raise DevstackError(f"valkey exited ({server.proc.returncode}):\n{_tail(server.logfile)}")
+def wait_valkey(server: procs.Proc, port: int) -> None:
+    def pongs() -> bool:
         try:
             with socket.create_connection((HOST, port), timeout=2) as s:
                 s.sendall(b"PING\r\n")
-                if s.recv(64).startswith(b"+PONG"):
-                    return
+                return s.recv(64).startswith(b"+PONG")
         except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise DevstackError(f"valkey not ready after {START_TIMEOUT:.0f}s:\n{_tail(server.logfile)}")
-        time.sleep(0.05)
+            return False
+
+    server.wait_until(pongs, START_TIMEOUT, "PONG")
 
 
 # --- the stack --------------------------------------------------------------------
@@ -371,7 +296,7 @@ class Stack:
     throwaway: bool
     state_dir: Path
     env: dict[str, str] = field(default_factory=dict)
-    servers: list[Server] = field(default_factory=list)
+    servers: list[procs.Proc] = field(default_factory=list)
     _tmp_dir: Path | None = None
     _lock_fd: int | None = None
 
@@ -417,16 +342,17 @@ class Stack:
 
     def _port(self, env_name: str, default: int, pending: list) -> int:
         taken = {port for _, _, port in pending}
-        port = free_port() if self.throwaway else pick_port(_env_port(env_name, default))
+        port = procs.free_port(HOST) if self.throwaway else pick_port(_env_port(env_name, default))
         while port in taken:
-            port = free_port()
+            port = procs.free_port(HOST)
         return port
 
     def stop(self) -> None:
         for server in reversed(self.servers):
-            server.stop()
+            server.terminate()
         for server in reversed(self.servers):
-            server.wait_stopped(STOP_TIMEOUT)
+            if not server.wait_stopped(STOP_TIMEOUT):
+                log(f"{server.name} did not stop in {STOP_TIMEOUT:.0f}s; killed it")
         if self.servers:
             log("stopped " + ", ".join(s.name for s in self.servers))
         self.servers.clear()
@@ -513,7 +439,7 @@ class Supervisor:
 
     def run(self, argv: list[str], env: dict[str, str], on_start=None) -> int:
         try:
-            self.child = subprocess.Popen(argv, env=env, preexec_fn=_pdeathsig(signal.SIGTERM))
+            self.child = subprocess.Popen(argv, env=env, preexec_fn=procs.die_with_parent(signal.SIGTERM))
         except FileNotFoundError:
             log(f"command not found: {argv[0]}")
             return 127
@@ -642,12 +568,12 @@ def with_stack(throwaway: bool, body) -> int:
     except Interrupted as exc:
         log(f"interrupted by {signal.Signals(exc.args[0]).name}")
         return 128 + exc.args[0]
-    except DevstackError as exc:
+    except (DevstackError, procs.ProcessError) as exc:
         log(f"error: {exc}")
         return 1
     finally:
         supervisor.ignore()  # a second Ctrl-C must not cut the shutdown short
-        supervisor.finish(keep={server.proc.pid for server in stack.servers})
+        supervisor.finish(keep={server.pid for server in stack.servers})
         stack.stop()
         sweep_orphans(keep=set())  # e.g. Postgres backends of a postmaster we had to kill
 
@@ -703,7 +629,7 @@ def cmd_run(args) -> int:
     # collectstatic writes here and granian (Procfile `web`) serves it; kept out of the tree.
     os.environ.setdefault("PREWARM_STATIC_ROOT", str(STATE_DIR / "static"))
     api = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    if port_in_use(port):
+    if procs.port_open(port, HOST):
         log(f"port {port} is already in use; run with PORT=<another port>")
         return 1
 
@@ -736,17 +662,13 @@ def cmd_run(args) -> int:
 
 
 def _wait_http(url: str, supervisor: Supervisor) -> bool:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, never a proxy
+    # Not Proc.wait_http: the child is honcho in our terminal's group, and a Ctrl-C ends the wait.
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if supervisor.child.poll() is not None or supervisor.stopping_since is not None:
             return False
-        try:
-            with opener.open(url, timeout=1) as response:
-                if response.status == 200:
-                    return True
-        except OSError:
-            pass
+        if procs.http_ok(url, timeout=1):
+            return True
         time.sleep(0.2)
     log(f"{url} did not answer within {READY_TIMEOUT:.0f}s")
     return False
