@@ -348,11 +348,8 @@ class Stack:
         return port
 
     def stop(self) -> None:
-        for server in reversed(self.servers):
-            server.terminate()
-        for server in reversed(self.servers):
-            if not server.wait_stopped(STOP_TIMEOUT):
-                log(f"{server.name} did not stop in {STOP_TIMEOUT:.0f}s; killed it")
+        for server in procs.stop_all(list(reversed(self.servers)), STOP_TIMEOUT):
+            log(f"{server.name} did not stop in {STOP_TIMEOUT:.0f}s; killed it")
         if self.servers:
             log("stopped " + ", ".join(s.name for s in self.servers))
         self.servers.clear()

@@ -164,6 +164,13 @@ class Proc:
         self.popen.wait()
 
 
+def stop_all(children: list[Proc], grace: float = STOP_GRACE) -> list[Proc]:
+    """Stop several at once (all signalled, then each awaited); returns those that hung."""
+    for child in children:
+        child.terminate()
+    return [child for child in children if not child.wait_stopped(grace)]
+
+
 def spawn(
     name: str,
     argv: list[str],

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import stop_or_fail
 from tests.waiting import ROOT, wait_for
 from tools import procs
 
@@ -161,3 +162,21 @@ def test_free_port_can_be_bound():
     port = procs.free_port()
     with socket.socket() as s:
         s.bind((procs.LOCALHOST, port))
+
+
+def test_stop_all_signals_every_child_before_waiting_and_returns_the_hung_ones(spawn):
+    good, bad = spawn(SLEEPS, name="good"), spawn(IGNORES_TERM, name="bad")
+    good.wait_for_output("ready")
+    bad.wait_for_output("ready")
+    started = time.monotonic()
+    assert procs.stop_all([bad, good], grace=0.5) == [bad]
+    assert time.monotonic() - started < 3  # one grace period, not one per child
+    assert not good.running() and not bad.running()
+
+
+def test_a_hung_shutdown_fails_the_test_that_started_it(spawn):
+    proc = spawn(IGNORES_TERM, name="stubborn")
+    proc.wait_for_output("ready")
+    with pytest.raises(pytest.fail.Exception, match=r"shutdown hung(.|\n)*stubborn(.|\n)*ready"):
+        stop_or_fail([proc], grace=0.3)
+    assert not proc.running()
