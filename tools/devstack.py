@@ -1,9 +1,12 @@
 """Development stack: embedded Postgres and Valkey for `make run` and `make test`."""
 # python -m tools.devstack services [--throwaway]      start the servers, print the env, wait
 # python -m tools.devstack exec [--throwaway] -- CMD   start, run CMD with the env, stop, exit as CMD
+# python -m tools.devstack psql [-- ARGS]              psql on the dev database (`make psql`)
 # python -m tools.devstack run                         `make run`: migrate, seed, Procfile
 #
 # A server is started only for a URL missing from the environment (DATABASE_URL, REDIS_URL).
+# `exec` and `psql` without --throwaway use the servers of a running `make run` or
+# `make services` when there is one (`make manage ARGS=...` while the app runs).
 # Servers run in their own sessions with a parent-death signal; this process is the
 # subreaper of everything it starts, so nothing outlives it, even when it is killed.
 # No Django here: the module must run before (and without) settings.
@@ -31,7 +34,8 @@ from pathlib import Path
 from tools import procs
 
 ROOT = Path(__file__).resolve().parent.parent
-STATE_DIR = ROOT / ".devstack"
+# Another place for the stable stack (data, env file, lock) lets the tests try it for real.
+STATE_DIR = Path(os.environ.get("PREWARM_DEVSTACK_DIR") or ROOT / ".devstack")
 TMP_PREFIX = "prewarm-devstack-"
 DB_NAME = "prewarm"
 DB_USER = "postgres"
@@ -52,6 +56,15 @@ READY_TIMEOUT = 90.0
 PR_SET_CHILD_SUBREAPER = 36
 # Orphans get SIGTERM, then SIGKILL after this long.
 ORPHAN_GRACE = 5.0
+
+# Celery warns every worker process that runs as root (twice where the gid has no group
+# entry, as in some containers). The dev stack runs as root only in a container or a
+# sandbox, where the warning is noise; the image runs as uid 1000, where it would still
+# show. Message prefixes, as -W/PYTHONWARNINGS match them (so celery need not be imported).
+ROOT_WARNINGS = (
+    "ignore:You're running the worker with superuser privileges",
+    "ignore:An entry for the specified gid or egid was not found",
+)
 
 PG_SETTINGS = {
     "listen_addresses": HOST,
@@ -295,6 +308,7 @@ class Stack:
 
     throwaway: bool
     state_dir: Path
+    share: bool = False  # another devstack holds state_dir: use its servers instead of failing
     env: dict[str, str] = field(default_factory=dict)
     servers: list[procs.Proc] = field(default_factory=list)
     _tmp_dir: Path | None = None
@@ -313,7 +327,10 @@ class Stack:
             (self._tmp_dir / "owner").write_text(str(os.getpid()))
         else:
             self.state_dir.mkdir(parents=True, exist_ok=True)
-            self._lock()
+            holder = self._lock()
+            if holder is not None:
+                self._use_running(holder)
+                return
         pending = []  # (wait function, server, port): both boot in parallel
         if want_pg:
             port = self._port("PREWARM_PG_PORT", DEFAULT_PG_PORT, pending)
@@ -336,9 +353,28 @@ class Stack:
         os.environ.update(self.env)
         if not self.throwaway:
             (self.state_dir / "env").write_text(
-                "".join(f"export {k}={shlex.quote(v)}\n" for k, v in self.env.items())
+                "# `source` this to use the dev servers from another shell (manage.py, psql, celery).\n"
+                + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in self.shell_env().items())
             )
         log("ready: " + " ".join(f"{k}={v}" for k, v in self.env.items()))
+
+    def shell_env(self) -> dict[str, str]:
+        """What a process needs to work like the ones `make run` starts: dev mode and the URLs."""
+        names = ("PREWARM_DEV", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "PREWARM_STATIC_ROOT")
+        return {name: os.environ[name] for name in names if os.environ.get(name)}
+
+    def _use_running(self, holder: str) -> None:
+        env_file = self.state_dir / "env"
+        if not self.share or not env_file.exists():
+            raise DevstackError(
+                f"another devstack (pid {holder}) is using {self.state_dir}; stop it, "
+                "or `source .devstack/env` to share its servers"
+            )
+        for line in env_file.read_text().splitlines():
+            name, sep, value = line.removeprefix("export ").partition("=")
+            if sep and not line.startswith("#"):
+                os.environ[name] = shlex.split(value)[0] if value else ""
+        log(f"using the servers of the running devstack (pid {holder}), as `source {env_file}` would")
 
     def _port(self, env_name: str, default: int, pending: list) -> int:
         taken = {port for _, _, port in pending}
@@ -363,7 +399,8 @@ class Stack:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def _lock(self) -> None:
+    def _lock(self) -> str | None:
+        """Take the state dir; returns the holder's pid instead when another devstack has it."""
         path = self.state_dir / "lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -372,14 +409,12 @@ class Stack:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
             os.close(fd)
             if exc.errno in (errno.EAGAIN, errno.EACCES):
-                raise DevstackError(
-                    f"another devstack (pid {holder}) is using {self.state_dir}; stop it, "
-                    "or `source .devstack/env` to share its servers"
-                ) from None
+                return holder
             raise
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd
+        return None
 
 
 def _sweep_abandoned_tmp_dirs() -> None:
@@ -406,7 +441,10 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 class Supervisor:
     """Route stop signals: abort start-up, or pass them to the running command."""
 
-    def __init__(self) -> None:
+    def __init__(self, interactive: bool = False) -> None:
+        # interactive: a Ctrl-C at the terminal is the command's own (psql cancels a query),
+        # not a request to stop it.
+        self.interactive = interactive
         self.child: subprocess.Popen | None = None
         self.stopping_since: float | None = None
         self.signals_seen = 0
@@ -421,6 +459,9 @@ class Supervisor:
             signal.signal(sig, signal.SIG_IGN)
 
     def _handle(self, signum: int, _frame) -> None:
+        running = self.child is not None and self.child.poll() is None
+        if self.interactive and running and signum == signal.SIGINT and _terminal_sent_it():
+            return
         self.signals_seen += 1
         if self.child is None or self.child.poll() is not None:
             raise Interrupted(signum)
@@ -548,17 +589,23 @@ def _terminal_sent_it() -> bool:
     return False
 
 
-def with_stack(throwaway: bool, body) -> int:
-    """Start the stack, run body(stack, supervisor) -> exit code, always stop the stack."""
+def with_stack(throwaway: bool, body, *, share: bool = False, interactive: bool = False) -> int:
+    """Start the stack, run body(stack, supervisor) -> exit code, always stop the stack.
+
+    share: use a running devstack's servers if there is one; interactive: see Supervisor.
+    """
     os.environ.setdefault("PREWARM_DEV", "1")  # settings refuse the dev secret without it
+    if not throwaway:
+        # collectstatic writes here and the web process serves it; kept out of the tree.
+        os.environ.setdefault("PREWARM_STATIC_ROOT", str(STATE_DIR / "static"))
     # Procfile and wrapped commands (granian, celery, pytest) come from this interpreter's venv.
     bindir = str(Path(sys.executable).parent)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     become_subreaper()
-    supervisor = Supervisor()
+    supervisor = Supervisor(interactive=interactive)
     supervisor.install()
-    stack = Stack(throwaway=throwaway, state_dir=STATE_DIR)
+    stack = Stack(throwaway=throwaway, state_dir=STATE_DIR, share=share)
     try:
         stack.start()
         return body(stack, supervisor)
@@ -583,7 +630,23 @@ def cmd_exec(args) -> int:
     if not command:
         log("exec needs a command after --")
         return 2
-    return with_stack(args.throwaway, lambda stack, sup: sup.run(command, dict(os.environ)))
+    interactive = not args.throwaway and sys.stdin.isatty()  # `make manage ARGS=shell`
+    return with_stack(
+        args.throwaway, lambda stack, sup: sup.run(command, dict(os.environ)), share=True, interactive=interactive
+    )
+
+
+def cmd_psql(args) -> int:
+    bindir, _ = postgres_bindir()
+    psql = bindir / "psql"
+    if not psql.exists():
+        psql = Path(shutil.which("psql") or "psql")
+
+    def body(stack: Stack, supervisor: Supervisor) -> int:
+        extra = args.psql_args[1:] if args.psql_args[:1] == ["--"] else args.psql_args
+        return supervisor.run([str(psql), os.environ["DATABASE_URL"], *extra], dict(os.environ))
+
+    return with_stack(False, body, share=True, interactive=True)
 
 
 def cmd_services(args) -> int:
@@ -623,8 +686,8 @@ def cmd_run(args) -> int:
     host = os.environ.get("HOST", HOST)
     port = int(os.environ.get("PORT", "8000"))
     os.environ.update(HOST=host, PORT=str(port))
-    # collectstatic writes here and granian (Procfile `web`) serves it; kept out of the tree.
-    os.environ.setdefault("PREWARM_STATIC_ROOT", str(STATE_DIR / "static"))
+    if os.geteuid() == 0:
+        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), *ROOT_WARNINGS]))
     api = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     if procs.port_open(port, HOST):
         log(f"port {port} is already in use; run with PORT=<another port>")
@@ -672,13 +735,22 @@ def _wait_http(url: str, supervisor: Supervisor) -> bool:
 
 
 def _print_banner(api: str, token: str) -> None:
-    lines = ["", "Prewarm is running (Ctrl-C stops everything).", f"  API:    {api}/api/v1/"]
+    lines = ["", "Prewarm is running (Ctrl-C stops everything).", f"  API:      {api}/api/schema (OpenAPI)"]
     if token:
         lines += [
-            f"  Token:  {token}",
-            f"  Try:    curl -s -H 'Authorization: Bearer {token}' {api}/api/v1/me/profile",
+            f"  Token:    {token}",
+            f"  Try:      curl -s -H 'Authorization: Bearer {token}' {api}/api/v1/me/profile",
         ]
-    lines += [f"  Admin:  {api}/admin/  (manage.py createsuperuser)", ""]
+    lines += [
+        f"  Admin:    {api}/admin/  (a user first: make manage ARGS=createsuperuser)",
+        f"  Database: {os.environ['DATABASE_URL']}  (make psql)",
+        f"  Redis:    {os.environ['REDIS_URL']}",
+        "",
+    ]
+    env_file = STATE_DIR / "env"
+    if env_file.exists():  # not when DATABASE_URL and REDIS_URL were given: nothing of ours to share
+        shell = f"  Shell:    source {os.path.relpath(env_file)}  (manage.py, psql, celery as make run has them)"
+        lines.insert(-1, shell)
     with contextlib.suppress(OSError):
         print("\n".join(lines), flush=True)
 
@@ -693,6 +765,9 @@ def main(argv: list[str] | None = None) -> int:
     p_services = sub.add_parser("services", help="start the servers and wait for Ctrl-C")
     p_services.add_argument("--throwaway", action="store_true", help="temp data dir and free ports")
     p_services.set_defaults(func=cmd_services)
+    p_psql = sub.add_parser("psql", help="psql on the dev database (starts the servers unless running)")
+    p_psql.add_argument("psql_args", nargs=argparse.REMAINDER)
+    p_psql.set_defaults(func=cmd_psql)
     p_run = sub.add_parser("run", help="migrate, seed, collectstatic, start the Procfile")
     p_run.add_argument("--profiles", type=int, default=int(os.environ.get("SEED_PROFILES", "1000")))
     p_run.set_defaults(func=cmd_run)
