@@ -15,8 +15,10 @@ TARGET = "config.wsgi:application"
 # (cached bytes out), so more threads only queue; `python -m bench api` measures this setup.
 WORKERS = 2
 # granian 2.8 never finishes stopping a worker that gets the stop while it is still
-# starting (seen here: a SIGTERM right after the first worker answers); this bounds the
-# wait, under honcho's 5 s and compose's 10 s before their SIGKILL. Requests take ms.
+# starting (every time here: a SIGTERM right after the first worker answers), and once in
+# a loaded full test run a started worker did not stop either (upstream reports a shutdown
+# deadlock of this kind: emmett-framework/granian#875). This bounds the wait, under
+# honcho's 5 s and compose's 10 s before their SIGKILL. Requests take ms.
 WORKERS_KILL_TIMEOUT_S = 3
 SERVER_FLAGS = (
     "--interface", "wsgi", "--workers", str(WORKERS), "--blocking-threads", "1",

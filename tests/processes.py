@@ -21,10 +21,3 @@ def wait_web(proc, url, timeout=60):
     proc.wait_http(url + "/healthz", timeout)
     for n in range(1, web.WORKERS + 1):
         proc.wait_for_output(f"Started worker-{n}\n", timeout)
-
-
-def stop_web_or_fail(children):
-    """stop_or_fail, and fail too when granian had to kill a worker that would not stop."""
-    stop_or_fail(children)
-    for proc in children:
-        assert "refused to gracefully stop" not in proc.output(), f"{proc.name} killed a worker:\n{proc.tail()}"

@@ -11,7 +11,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.parameters import ParameterLocation
 
 from core import services
-from tests.processes import stop_web_or_fail, wait_web
+from tests.processes import stop_or_fail, wait_web
 from tests.waiting import ROOT
 from tools import procs
 
@@ -37,7 +37,7 @@ class Server:
 def server(service_env, tmp_path_factory):
     srv = Server(service_env, tmp_path_factory.mktemp("granian") / "granian.log")
     yield srv
-    stop_web_or_fail([srv.proc])
+    stop_or_fail([srv.proc])
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.processes import stop_web_or_fail, wait_web
+from tests.processes import stop_or_fail, wait_web
 from tests.waiting import ROOT
 from tools import procs
 
@@ -29,7 +29,7 @@ def start_web(service_env, tmp_path):
         return proc, url
 
     yield start
-    stop_web_or_fail(started)
+    stop_or_fail(started)
 
 
 def test_web_starts_before_collectstatic_ever_ran(start_web, tmp_path):

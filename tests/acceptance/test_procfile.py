@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.processes import stop_web_or_fail, wait_web
+from tests.processes import stop_or_fail, wait_web
 from tests.waiting import ROOT
 from tools import procs
 
@@ -52,5 +52,5 @@ def test_every_procfile_process_starts_after_migrate_alone(service_env, tmp_path
             assert proc.running(), f"{name} exited:\n{proc.tail()}"
             assert "Traceback" not in proc.output(), f"{name}:\n{proc.tail()}"
     finally:
-        stop_web_or_fail(list(started.values()))
+        stop_or_fail(list(started.values()))
     assert untracked() == before

@@ -18,6 +18,8 @@ def test_the_flags_are_the_measured_ones_and_the_app_is_the_product(tmp_path):
     assert " ".join(argv[3:]).startswith("--interface wsgi --workers 2 --blocking-threads 1 ")
     assert argv[-1] == "config.wsgi:application"
     assert (option(argv, "--host"), option(argv, "--port")) == ("127.0.0.1", "8000")
+    # granian bounds a worker that will not stop, before honcho's SIGKILL at 5 s.
+    assert 0 < int(option(argv, "--workers-kill-timeout")) < 5
 
 
 def test_host_port_and_target_come_from_the_caller():
