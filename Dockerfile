@@ -9,7 +9,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     # The source tree wins over the installed copy, so package data that the wheel
     # does not carry (templates, schedule files) is always there.
     PYTHONPATH=/app \
-    PREWARM_STATIC_ROOT=/app/static
+    # collectstatic below fills it; the web process (config.web) serves it at /static.
+    PREWARM_STATIC_ROOT=/app/static \
+    # config.web listens here (default 127.0.0.1: reachable only inside the container).
+    HOST=0.0.0.0 \
+    PORT=8000
 
 WORKDIR /app
 
@@ -24,5 +28,5 @@ RUN useradd --create-home --uid 1000 --user-group prewarm
 USER prewarm
 
 EXPOSE 8000
-CMD ["granian", "--interface", "wsgi", "--workers", "2", "--blocking-threads", "1", \
-     "--host", "0.0.0.0", "--port", "8000", "config.wsgi:application"]
+# The web process; compose gives worker, beat, relay and migrate their own command.
+CMD ["python", "-m", "config.web"]

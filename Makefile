@@ -14,7 +14,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export SEED_PROFILES
 
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap run test services clean distclean
+ARGS ?=
+.PHONY: help bootstrap run test services manage psql clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -37,6 +38,12 @@ test: $(STAMP)  ## pytest against throw-away servers (PYTEST_ARGS="-k ...")
 
 services: $(STAMP)  ## only the servers (data in .devstack/); prints the env to use
 	$(DEVSTACK) services
+
+manage: $(STAMP)  ## manage.py on the dev servers, running or not (ARGS="createsuperuser")
+	$(DEVSTACK) exec -- python manage.py $(ARGS)
+
+psql: $(STAMP)  ## psql on the dev database (ARGS="-c 'select 1'")
+	$(DEVSTACK) psql -- $(ARGS)
 
 clean:  ## remove dev data (.devstack/) and collected static files
 	rm -rf .devstack .static .pytest_cache

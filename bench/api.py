@@ -20,9 +20,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from config import web
+from tools import procs
+
 from . import common
 
-GRANIAN = [sys.executable, "-m", "granian", "--interface", "wsgi", "--workers", "2", "--blocking-threads", "1"]
 GUNICORN = [sys.executable, "-m", "gunicorn", "--worker-class", "sync", "--workers", "2"]
 WARMUP_S = 2          # unrecorded load before each measurement: local caches, token memo, DB connections
 CALIBRATE_S = 3       # a throttled run to learn the in-flight time before the half-load run
@@ -112,17 +114,17 @@ class Server:
 
     def __init__(self, kind: str, env: dict[str, str], **overrides: str):
         self.kind = kind
-        self.port = common.free_port()
+        self.port = procs.free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {**env, "DJANGO_SETTINGS_MODULE": "bench.settings", **overrides}
         if kind == "granian":
-            argv = [*GRANIAN, "--host", "127.0.0.1", "--port", str(self.port), "bench.wsgi:application"]
+            argv = web.argv("bench.wsgi:application", {**env, "HOST": "127.0.0.1", "PORT": str(self.port)})
         else:
             argv = [*GUNICORN, "--bind", f"127.0.0.1:{self.port}", "bench.wsgi:application"]
         # One log per configuration: two servers may be up at once (the on/off pairs).
         name = "-".join(["api", kind, *(f"{k.lower()}={v}" for k, v in sorted(overrides.items()))])
-        self.child = common.Child(name, argv, env)
-        common.wait_http(self.base + "/healthz", self.child)
+        self.child = common.child(name, argv, env)
+        self.child.wait_http(self.base + "/healthz", timeout=60)
 
     def get(self, path: str, token: str | None = None) -> tuple[int, bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT_S)
@@ -134,7 +136,7 @@ class Server:
             conn.close()
 
     def stop(self) -> None:
-        self.child.stop()
+        common.stop(self.child)
 
 
 def _lua_str(s: str) -> str:
@@ -426,7 +428,7 @@ def run(args) -> None:
         f"best of {ROUNDS}: every max-throughput figure is the better of {ROUNDS} passes (repeated runs here differ"
         " by up to ~15%); on/off pairs alternate two servers; 50% rows: throttled to half that max by a wrk"
         f" delay() think time calibrated by a {CALIBRATE_S} s run",
-        f"granian: --interface wsgi --workers 2 --blocking-threads 1 (as the Procfile); gunicorn: sync, 2 workers;"
+        f"granian: {' '.join(web.SERVER_FLAGS)} (config.web, as the Procfile); gunicorn: sync, 2 workers;"
         f" {args.profiles} profiles; 2 cores shared by the servers and wrk",
     ]
     if any(r[6].endswith("*") for r in rows):

@@ -4,16 +4,14 @@ from __future__ import annotations
 import atexit
 import os
 import platform
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
+
+from tools import procs
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS = ROOT / "bench" / "reports"
@@ -104,66 +102,29 @@ def drop_prefix() -> int:
     return n
 
 
-class Child:
-    """A worker, relay or server process for the length of a scenario."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], ready: str | None = None):
-        self.name = name
-        self.log_path = REPORTS / f".{name}.log"
-        self.log = open(self.log_path, "wb")
-        self.popen = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
-        atexit.register(self.stop)  # even when the scenario fails half-way
-        if ready:
-            deadline = time.monotonic() + 60
-            while ready not in self.log_path.read_text(errors="replace"):
-                if self.popen.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{name} did not start:\n{self.log_path.read_text(errors='replace')[-2000:]}")
-                time.sleep(0.05)
-
-    def stop(self):
-        if self.log.closed:
-            return
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait()
-        self.log.close()
+def child(name: str, argv: list[str], env: dict[str, str], ready: str | None = None) -> procs.Proc:
+    """A worker, relay or server process for the length of a scenario, logged to REPORTS/.<name>.log."""
+    proc = procs.spawn(name, argv, REPORTS / f".{name}.log", cwd=ROOT, env=env)
+    atexit.register(stop, proc)  # even when the scenario fails half-way
+    if ready:
+        proc.wait_for_output(ready, timeout=60)
+    return proc
 
 
-def worker(env, concurrency=2, pool="prefork", name="worker") -> Child:
-    return Child(name, [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "invalidate,warmup",
+def stop(proc: procs.Proc) -> None:
+    if not proc.stop():
+        print(f"{proc.name} ignored SIGTERM for {procs.STOP_GRACE:.0f}s and was killed: {proc.log_path}", flush=True)
+
+
+def worker(env, concurrency=2, pool="prefork", name="worker") -> procs.Proc:
+    return child(name, [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "invalidate,warmup",
                         "-P", pool, "-c", str(concurrency), "-n", f"{name}@%h", "--without-gossip",
                         "--without-mingle", "--without-heartbeat",
                         "--loglevel", os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING")], env, ready=None)
 
 
-def relay(env) -> Child:
-    return Child("relay", [sys.executable, "manage.py", "relay", "--poll", "0.5"], env, ready="caught up")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, child: Child, timeout: float = 60) -> None:
-    """Until `url` answers 200 (a server child has started), or raise with the child's log."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except (OSError, urllib.error.URLError):
-            pass
-        if child.popen.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{child.name} did not start:\n{child.log_path.read_text(errors='replace')[-2000:]}")
-        time.sleep(0.1)
+def relay(env) -> procs.Proc:
+    return child("relay", [sys.executable, "manage.py", "relay", "--poll", "0.5"], env, ready="caught up")
 
 
 # Other CPU-heavy jobs on a shared machine skew throughput ratios: wait them out.

@@ -222,5 +222,5 @@ def run(args) -> None:
         common.write_report("pipeline", "Pipeline benchmark", rows, ("measure", "n", "p50 / time", "p90", "p99", "max"),
                             notes)
     finally:
-        relay_proc.stop()
-        worker.stop()
+        common.stop(relay_proc)
+        common.stop(worker)

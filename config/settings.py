@@ -4,6 +4,8 @@ import os
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config import web
+
 DEV_SECRET_KEY = "prewarm-development-secret-do-not-use-in-production"
 
 
@@ -109,7 +111,7 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = os.environ.get("PREWARM_STATIC_ROOT", os.path.join(os.path.dirname(os.path.dirname(__file__)), ".static"))
+STATIC_ROOT = str(web.static_root())  # the web process serves it from the same place
 
 LOGGING = {
     "version": 1,

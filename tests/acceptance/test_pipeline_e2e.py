@@ -158,7 +158,7 @@ def test_relay_killed_mid_batch_loses_nothing(catalogue, redis_client, purge_que
         for n, pk in enumerate(ids):
             conn.execute("UPDATE core_profile SET isp_id = %s WHERE id = %s", [catalogue["cable"].pk, pk])
             if n == len(ids) // 2:
-                first.kill(9)
+                first.kill()
     start_proc("relay2", [sys.executable, "manage.py", "relay", "--poll", "0.2"])
     wait_for(lambda: OutboxEvent.objects.count() == 0, timeout=30, message="outbox drained by the second relay")
     wait_for(lambda: all(field(redis_client, pk, "isp") == b"cable" for pk in ids), timeout=30, message="converged")
@@ -179,7 +179,7 @@ def test_worker_killed_mid_task_loses_nothing(catalogue, redis_client, purge_que
     start_proc("relay", **fast)
     Subscription.objects.filter(profile_id__in=ids).update(expires_at=catalogue["now"] - catalogue["hour"])
     worker.wait_for_output("'written': 500", timeout=30)  # one batch done, more held
-    worker.kill(9)  # tasks taken and not yet acknowledged die with it
+    worker.kill()  # tasks taken and not yet acknowledged die with it
     start_proc("worker2", **fast)
     monkeypatch.setattr(coalesce, "QUEUED_STALE_MS", 5_000)  # the sweeper's patience, shortened
 

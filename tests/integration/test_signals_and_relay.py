@@ -142,3 +142,16 @@ def test_relay_vacuums_the_outbox_after_enough_rows(catalogue, clean):
         assert vacuum.pending == 0
         dead = conn.execute("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'prewarm_outbox'").fetchone()
     assert dead is not None
+
+
+def test_relay_logs_each_batch_at_debug_level(catalogue, clean, caplog):
+    import re
+
+    OutboxEvent.objects.all().delete()
+    Profile.objects.bulk_create(Profile(region=catalogue["eu"], isp=catalogue["fibra"]) for _ in range(3))
+    clean.delete(keys.dirty_key("profile"))  # forget what the signal path already queued
+    rows = OutboxEvent.objects.count()
+    with caplog.at_level("DEBUG", logger="prewarm.relay"), relay.connect() as conn:
+        assert relay.drain_once(conn) == rows
+    [line] = [r.getMessage() for r in caplog.records if r.name == "prewarm.relay"]
+    assert re.fullmatch(rf"relayed {rows} rows: profile 3 ids; 1 tasks published in \d+\.\d ms", line), line

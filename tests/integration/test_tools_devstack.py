@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import devstack
+from tools import devstack, procs
 
 ROOT = Path(__file__).resolve().parents[2]
 PID_LINE = re.compile(rb"devstack: (\S+) .* pid (\d+)")
@@ -128,3 +128,50 @@ def test_processes_the_command_leaves_behind_are_stopped_too():
     assert proc.returncode == 0, err.decode()
     assert b"stopping leftover process" in err
     assert wait_gone([int(out.split()[0])], timeout=1) == []
+
+
+def test_manage_psql_and_the_env_file_use_the_servers_of_a_running_devstack(tmp_path):
+    state = tmp_path / "state"
+    env = devstack_env(PREWARM_DEVSTACK_DIR=str(state), PREWARM_PG_PORT=str(procs.free_port()),
+                       PREWARM_VALKEY_PORT=str(procs.free_port()))
+    for name in ("PREWARM_DEV", "PREWARM_KEY_PREFIX", "DJANGO_SETTINGS_MODULE"):
+        env.pop(name, None)  # as a new user's shell
+    services = subprocess.Popen([sys.executable, "-m", "tools.devstack", "services"], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        read_until(services, b"export REDIS_URL")
+        check = (
+            "from django.db import connection; from core.redis_conn import client;"
+            " connection.ensure_connection(); client().ping(); print('both up')"
+        )
+        # `source .devstack/env` is enough for manage.py: development mode and the right ports.
+        sourced = subprocess.run(
+            ["bash", "-c", f"source {state / 'env'} && exec {sys.executable} manage.py shell -c \"{check}\""],
+            cwd=ROOT, env={"PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=WAIT,
+        )
+        assert sourced.returncode == 0 and "both up" in sourced.stdout, sourced.stderr
+        manage = subprocess.run([sys.executable, "-m", "tools.devstack", "exec", "--", "python", "manage.py", "check"],
+                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=WAIT)
+        assert manage.returncode == 0, manage.stderr
+        assert "using the servers of the running devstack" in manage.stderr
+        psql = subprocess.run([sys.executable, "-m", "tools.devstack", "psql", "--", "-tAc", "select 6 * 7"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=WAIT)
+        assert psql.returncode == 0 and psql.stdout.strip() == "42", psql.stderr
+        assert services.poll() is None  # the sharers stopped nothing
+    finally:
+        services.send_signal(signal.SIGINT)
+        out, err = services.communicate(timeout=WAIT * 2)
+    assert services.returncode == 0, err.decode()
+    assert wait_gone(server_pids(err).values()) == []
+    assert not (state / "env").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="Celery warns only a worker that runs as root")
+def test_make_run_silences_celerys_root_warning():
+    code = "from celery.platforms import check_privileges; check_privileges(['json'])"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    loud = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=WAIT)
+    assert "superuser privileges" in loud.stderr
+    env["PYTHONWARNINGS"] = ",".join(devstack.ROOT_WARNINGS)
+    quiet = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=WAIT)
+    assert quiet.returncode == 0 and quiet.stderr == ""

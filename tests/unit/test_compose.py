@@ -1,4 +1,5 @@
 """docker-compose.yml describes the production-like topology the spec asks for (§6, §7)."""
+import json
 import os
 import re
 import shutil
@@ -72,10 +73,37 @@ def test_app_services_share_one_definition(services):
     assert first["environment"]["REDIS_URL"].startswith("redis://redis:6379/")
 
 
+def procfile() -> dict[str, str]:
+    lines = [line for line in PROCFILE.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return {name.strip(): cmd.strip() for name, _, cmd in (line.partition(":") for line in lines)}
+
+
+def dockerfile_cmd() -> list[str]:
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    return json.loads(re.search(r"^CMD (\[.*\])$", text, re.M).group(1))
+
+
+def test_the_web_command_is_written_once():
+    """Procfile, image and compose run config/web.py; only it knows granian's command line."""
+    web = "python -m config.web"
+    assert procfile()["web"] == web
+    assert " ".join(dockerfile_cmd()) == web
+    assert command(yaml.safe_load(COMPOSE_FILE.read_text())["services"]["web"]) == web
+    for path in (PROCFILE, DOCKERFILE, COMPOSE_FILE):
+        assert "granian" not in "\n".join(
+            line for line in path.read_text().splitlines() if not line.lstrip().startswith("#")
+        ), path.name
+
+
+def test_the_image_serves_its_collected_static_files_on_all_interfaces():
+    text = DOCKERFILE.read_text()
+    env = dict(re.findall(r"^\s+(?:ENV )?([A-Z_]+)=(\S+?)\s*\\?$", text, re.M))
+    assert env["PREWARM_STATIC_ROOT"] == "/app/static"  # what config.web mounts when it exists
+    assert (env["HOST"], env["PORT"]) == ("0.0.0.0", "8000")
+    assert text.index("COPY . /app") < text.index("manage.py collectstatic --noinput") < text.index("\nCMD ")
+
+
 def test_commands(services):
-    assert command(services["web"]).startswith("granian --interface wsgi ")
-    assert command(services["web"]).endswith(" config.wsgi:application")
-    assert "--port 8000" in command(services["web"])
     for name, queue in (("worker", "invalidate"), ("warmup", "warmup")):
         worker = command(services[name])
         assert worker.startswith("celery -A workers worker")
