@@ -5,15 +5,14 @@ Postgres instead of paying a connect timeout each time.
 """
 from __future__ import annotations
 
-import functools
 import os
 import threading
 import time
 
 from django.conf import settings
 
-from . import tracking
-from .resp import RedisDown, ReplyError, RespConn, params_from_url
+from . import local_layer
+from .connection import RedisConn, RedisDown, ReplyError
 
 # After a fault, skip Redis for this long (seconds) before trying again.
 BREAKER_SECONDS = 1.0
@@ -22,22 +21,13 @@ _local = threading.local()
 _breaker = {"until": 0.0, "error": None}
 
 
-def params() -> dict:
-    return _params_for(settings.REDIS_URL)
-
-
-@functools.lru_cache(maxsize=8)
-def _params_for(url: str) -> dict:
-    return params_from_url(url)
-
-
-def _conn() -> RespConn:
+def _conn() -> RedisConn:
     conn = getattr(_local, "conn", None)
-    wanted = params()
-    if conn is None or conn.params is not wanted:
+    url = settings.REDIS_URL
+    if conn is None or conn.url != url:
         if conn is not None:
             conn.close()
-        conn = _local.conn = RespConn(wanted)
+        conn = _local.conn = RedisConn(url)
     return conn
 
 
@@ -79,7 +69,7 @@ def call(commands: list[tuple], *, tracked: bool) -> tuple[list, bool]:
     if _breaker["until"] > time.monotonic():
         raise RedisDown(_breaker["error"] or "Redis is down")
     conn = _conn()
-    tracker = tracking.get() if tracked else None
+    tracker = local_layer.get() if tracked else None
     prefix: list[tuple] = []
     epoch = None
     if tracker is not None and tracker.alive:

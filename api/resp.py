@@ -18,8 +18,7 @@ READ_CHUNK = 256 * 1024
 ReplyError = hiredis.ReplyError
 
 
-class RedisDown(Exception):
-    """Redis could not be reached or answered garbage: callers fall back to Postgres."""
+from .connection import RedisDown  # noqa: E402
 
 
 def params_from_url(url: str) -> dict:
@@ -45,8 +44,10 @@ def params_from_url(url: str) -> dict:
 class RespConn:
     """One Redis connection: pipelined commands in, hiredis replies out (errors as values)."""
 
-    def __init__(self, params: dict, *, select_db: bool = True):
-        self.params = params
+    def __init__(self, url: str, *, select_db: bool = True):
+        self.url = url
+        self.params = params_from_url(url)
+        self.peer_closed = False
         self.select_db = select_db
         self.sock: socket.socket | None = None
         self.reader: hiredis.Reader | None = None
@@ -72,7 +73,7 @@ class RespConn:
             sock.settimeout(SOCKET_TIMEOUT)
         except OSError as exc:
             raise RedisDown(f"cannot connect to Redis: {exc}") from None
-        self.sock, self.reader, self.tracking_epoch = sock, hiredis.Reader(), None
+        self.sock, self.reader, self.tracking_epoch, self.peer_closed = sock, hiredis.Reader(), None, False
         hello = []
         if p["password"]:
             hello.append(("AUTH", p["username"], p["password"]) if p["username"] else ("AUTH", p["password"]))
@@ -125,6 +126,22 @@ class RespConn:
 
     def has_buffered(self) -> bool:
         return self.reader is not None and self.reader.has_data()
+
+    def fileno(self) -> int:
+        if self.sock is None:
+            raise RedisDown("connection closed")
+        return self.sock.fileno()
+
+    def pending(self) -> bool:
+        if self.reader is None:
+            raise RedisDown("connection closed")
+        if self.reader.has_data():
+            return True
+        import select
+
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
+        return bool(poller.poll(0))
 
     def call(self, *commands: tuple) -> list:
         """Send the commands in one write and read all their replies: one round trip."""

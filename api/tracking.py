@@ -14,14 +14,13 @@ deep-copies every hit, and cannot drop an assembled EPG when one of its fragment
 from __future__ import annotations
 
 import logging
-import os
 import select
 import threading
 import time
 from collections.abc import Callable
 
+from .connection import RedisConn, RedisDown, ReplyError
 from .local_cache import LocalCache
-from .resp import RedisDown, ReplyError, RespConn
 
 log = logging.getLogger("prewarm.api.tracking")
 
@@ -41,15 +40,15 @@ def _readable(fd: int) -> bool:
 
 
 class Tracker:
-    def __init__(self, params: dict, cache: LocalCache, on_tick: Callable[[], None] | None = None):
-        self.params = params
+    def __init__(self, url: str, cache: LocalCache, on_tick: Callable[[], None] | None = None):
+        self.url = url
         self.cache = cache
         self.on_tick = on_tick
         self.epoch = 0  # bumps on every new invalidation connection
         self.client_id: int | None = None
         self.alive = False
         self.error: str | None = "not connected yet"
-        self._conn: RespConn | None = None
+        self._conn: RedisConn | None = None
         self._poller = None  # the background thread's (poll objects are not thread-safe)
         self._fd: int | None = None
         self._lock = threading.Lock()  # one reader of the invalidation socket at a time
@@ -106,18 +105,18 @@ class Tracker:
                 log.debug("tick callback failed", exc_info=True)
 
     def _connect(self) -> None:
-        conn = RespConn(self.params, select_db=False)  # tracking is per key name, not per db
-        conn.connect()
+        conn = RedisConn(self.url, select_db=False)  # tracking is per key name, not per db
         (client_id,) = conn.call(("CLIENT", "ID"))
         conn.send(("SUBSCRIBE", INVALIDATE_CHANNEL))
         reply = conn.read()
         if isinstance(client_id, ReplyError) or not (isinstance(reply, list) and reply[:1] == [b"subscribe"]):
             conn.close()
             raise RedisDown(f"cannot subscribe to invalidations: {client_id!r} {reply!r}")
+        fd = conn.fileno()
         poller = select.poll()
-        poller.register(conn.sock, select.POLLIN)
+        poller.register(fd, select.POLLIN)
         with self._lock:
-            self._conn, self._poller, self._fd = conn, poller, conn.sock.fileno()
+            self._conn, self._poller, self._fd = conn, poller, fd
             self.client_id = int(client_id)
             self.epoch += 1
             self._last_rx = self._last_ping = time.monotonic()
@@ -165,7 +164,7 @@ class Tracker:
                 return
             try:
                 # Non-blocking: read only what is already there.
-                while conn.has_buffered() or _readable(fd):
+                while conn.pending():
                     self._handle(conn.read())
             except RedisDown as exc:
                 self._lost(str(exc))
@@ -182,51 +181,3 @@ class Tracker:
             else:
                 self.cache.invalidate([k.decode() if isinstance(k, bytes) else k for k in keys])
         # b"pong" and subscribe confirmations only prove the connection is alive
-
-
-# -- the process's tracker -------------------------------------------------------------
-
-_state: dict = {}
-_state_lock = threading.Lock()
-
-
-def get() -> Tracker:
-    """This process's tracker, started on first use (so after any fork: granian workers)."""
-    tracker = _state.get("tracker")
-    if tracker is not None:
-        return tracker
-    return _start()
-
-
-def _forget_after_fork() -> None:
-    # The thread did not survive the fork and the socket is the parent's: start afresh.
-    _state.clear()
-
-
-os.register_at_fork(after_in_child=_forget_after_fork)
-
-
-def _start() -> Tracker:
-    from django.conf import settings
-
-    from . import metrics, redis_reads
-
-    with _state_lock:
-        if _state.get("tracker") is not None:
-            return _state["tracker"]
-        entries = getattr(settings, "PREWARM_API_LOCAL_ENTRIES", 100_000)
-        megabytes = getattr(settings, "PREWARM_API_LOCAL_MB", 256)
-        cache = LocalCache(entries, megabytes * 1024 * 1024)
-        tracker = Tracker(redis_reads.params(), cache, on_tick=metrics.flush_quietly)
-        _state["tracker"] = tracker
-        # Wait a moment so the first requests can already use the local layer.
-        tracker.start(wait=0.2)
-        return tracker
-
-
-def reset() -> None:
-    """Stop the tracker and forget it (tests that point at another Redis)."""
-    with _state_lock:
-        tracker = _state.pop("tracker", None)
-    if tracker is not None:
-        tracker.stop()

@@ -6,7 +6,7 @@ import orjson
 import pytest
 from django.test import Client
 
-from api import metrics, redis_reads, tracking
+from api import local_layer, metrics, redis_reads
 from core import keys, redis_conn, services
 from tests.waiting import wait_for
 
@@ -72,7 +72,7 @@ def test_fragment_rebuild_reaches_the_assembled_epg(warm):
 
 
 def test_bytes_read_before_an_invalidation_are_never_stored(warm, redis_client):
-    tracker = tracking.get()
+    tracker = local_layer.get()
     cache = tracker.cache
     key = keys.profile_key(warm.fan.pk)
     ticket = cache.begin([key])
@@ -88,7 +88,7 @@ def test_losing_the_invalidation_connection_clears_the_cache_until_it_is_back(wa
     from core.models import Subscription
 
     get(PROFILE, warm)
-    tracker = tracking.get()
+    tracker = local_layer.get()
     assert tracker.alive and len(tracker.cache) > 0
     old_epoch = tracker.epoch
     redis_client.client_kill_filter(_id=tracker.client_id)
@@ -132,13 +132,13 @@ def api_on_throwaway_redis(throwaway_redis, settings, api_fresh):
     def point_at(url):
         settings.REDIS_URL = url
         redis_conn.reset()
-        tracking.reset()
+        local_layer.reset()
         redis_reads.reset()
 
     point_at(throwaway_redis.url)
     yield throwaway_redis
     redis_conn.reset()
-    tracking.reset()
+    local_layer.reset()
     redis_reads.reset()
 
 
@@ -167,7 +167,7 @@ def test_redis_stopped_and_restarted_under_the_views(api_world, api_on_throwaway
     assert Client().get("/metrics").status_code == 200
 
     server.start()  # empty: everything is a miss again
-    tracker = tracking.get()
+    tracker = local_layer.get()
     wait_for(lambda: tracker.alive, 10, message="tracking reconnected")
     wait_for(lambda: redis_reads.down() is None, 5, message="breaker closed")
     back = get(PROFILE, w)
