@@ -213,16 +213,21 @@ def wrk(base: str, requests, connections: int, seconds: float, delay_ms: float |
                   d["status"], d["sockets"], overlapped)
 
 
+# --no-wait: measure while other jobs run (A/B alternation keeps a comparison fair anyway).
+WAIT_QUIET = {"on": True}
+
+
 def measure(server: Server, requests, connections: int, seconds: float, delay_ms: float | None = None,
             warmup: bool = True) -> Result:
     """A measurement on a quiet machine: taken again (ATTEMPTS at most) when another job starts during it."""
     for attempt in range(1, ATTEMPTS + 1):
-        waited = common.wait_quiet()
+        waited = common.wait_quiet() if WAIT_QUIET["on"] else 0.0
         if waited > 1:
             print(f"  (waited {waited:.0f}s for a quiet machine)", flush=True)
         if warmup:
             wrk(server.base, requests, connections, WARMUP_S, delay_ms)
-        r = wrk(server.base, requests, connections, seconds, delay_ms, abort_if_busy=attempt < ATTEMPTS)
+        r = wrk(server.base, requests, connections, seconds, delay_ms,
+                abort_if_busy=WAIT_QUIET["on"] and attempt < ATTEMPTS)
         if r is not None:
             return r
         print("  (another job started: measuring again)", flush=True)
@@ -268,7 +273,72 @@ def probe(server: Server, vs: list[Viewer]) -> dict:
     return {"epg_sizes": sizes, "small": small, "naive_same": same}
 
 
+def run_conn_ab(args) -> None:
+    """Temporary (issue #7): api.connection on redis-py vs the hand-written RESP client, two
+    servers in alternation (A B B A ...), with and without local profiles."""
+    env = common.bench_env()
+    common.setup(env, args.profiles)
+    ensure_wrk()
+    vs = viewers(args.tokens)
+    c, s, rounds = args.connections, args.duration, args.rounds
+    reqs = {
+        "profile": [(PROFILE, v.token) for v in vs],
+        "playback 200": [(PLAYBACK + v.allowed, v.token) for v in vs],
+        "epg": [(EPG, v.token) for v in vs],
+    }
+    configs = ("redis-py", "resp")
+    rows, notes = [], []
+    for local in ("1", "0"):
+        servers = {"redis-py": Server("granian", env, PREWARM_API_LOCAL_PROFILES=local),
+                   "resp": Server("granian", env, PREWARM_API_LOCAL_PROFILES=local, PREWARM_API_CONN="resp")}
+        try:
+            probe(servers["redis-py"], vs)
+            probe(servers["resp"], vs)
+            runs: dict[tuple[str, str], list[Result]] = {}
+            for name, spec in reqs.items():
+                for i in range(rounds):
+                    for config in configs if i % 2 == 0 else configs[::-1]:
+                        r = measure(servers[config], spec, c, s)
+                        runs.setdefault((config, name), []).append(r)
+                        print(f"  LOCAL_PROFILES={local} {config:8} {name:13} {r.rps:>9,.0f} req/s  p50 {r.p50:.2f}"
+                              f"  p99 {r.p99:.2f} ms{' *' if r.overlapped else ''}", flush=True)
+        finally:
+            for srv in servers.values():
+                srv.stop()
+        for name in reqs:
+            best, med = {}, {}
+            for config in configs:
+                rs = runs[(config, name)]
+                best[config] = max(rs, key=lambda r: r.rps)
+                med[config] = (statistics.median(r.rps for r in rs), statistics.median(r.p50 for r in rs),
+                               statistics.median(r.p99 for r in rs))
+                rows.append((f"LOCAL_PROFILES={local}", name, config, f"{best[config].rps:,.0f}",
+                             f"{best[config].p50:.2f}", f"{best[config].p99:.2f}", f"{med[config][0]:,.0f}",
+                             f"{med[config][1]:.2f}", f"{med[config][2]:.2f}",
+                             " ".join(f"{r.rps:,.0f}{'*' if r.overlapped else ''}" for r in rs)))
+            rows.append((f"LOCAL_PROFILES={local}", name, "redis-py / resp",
+                         f"{best['redis-py'].rps / best['resp'].rps:.3f}", "", "",
+                         f"{med['redis-py'][0] / med['resp'][0]:.3f}", "", "", ""))
+    notes += [
+        f"two granian servers (as the Procfile) up at once, measured in alternation A B B A ..., {rounds} passes each;"
+        f" wrk -t1, {c} connections, {s:g} s after {WARMUP_S} s unrecorded; {len(vs)} viewer tokens;"
+        f" {args.profiles} profiles; 2 cores shared by both servers and wrk",
+        "resp: the hand-written RESP2 socket client (api/resp.py, PREWARM_API_CONN=resp);"
+        " redis-py: api/connection.py on redis.connection.Connection with the hiredis parser",
+        "* another test or benchmark process was running during that pass" if not WAIT_QUIET["on"] else
+        "measured on a quiet machine (waited for other test/bench processes)",
+    ]
+    header = ("config", "endpoint", "client", "best req/s", "p50 ms", "p99 ms", "median req/s", "median p50",
+              "median p99", "passes req/s")
+    common.write_report("api-conn", "API benchmark: redis-py Connection vs the hand-written RESP client", rows,
+                        header, notes)
+
+
 def run(args) -> None:
+    if args.no_wait:
+        WAIT_QUIET["on"] = False
+    if args.conn_ab:
+        return run_conn_ab(args)
     env = common.bench_env()
     common.setup(env, args.profiles)
     ensure_wrk()
