@@ -28,6 +28,11 @@ def get() -> Tracker:
     return _start()
 
 
+def current() -> Tracker | None:
+    """This process's tracker if it has started (never starts one)."""
+    return _state.get("tracker")
+
+
 def _start() -> Tracker:
     with _state_lock:
         if _state.get("tracker") is not None:
@@ -51,7 +56,7 @@ def reset() -> None:
 
 def gauges() -> dict[str, float]:
     """This process's local-cache gauges, for /metrics."""
-    tracker = _state.get("tracker")
+    tracker = current()
     if tracker is None:
         return {"local_entries": 0, "local_bytes": 0, "tracking_up": 0}
     cache = tracker.cache

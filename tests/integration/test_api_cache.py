@@ -208,3 +208,29 @@ def test_postgres_down_warm_hits_still_served_misses_are_503(api_world):
     finally:
         connection.close()
         connection.settings_dict["PORT"] = port
+
+
+def test_a_data_connection_killed_under_the_process_leaves_no_stale_entry(warm, redis_client):
+    """Issue #9 item 1: once its data connection is gone, Redis reports no change to what was
+    read through it, while the invalidation connection stays up."""
+    from core.models import Subscription
+
+    assert doc(get(PROFILE, warm))["subscriptions"] == ["premium"]
+    local = metrics.COUNTS["profile:local"]
+    get(PROFILE, warm)
+    assert metrics.COUNTS["profile:local"] == local + 1  # served from the local cache
+    tracker = local_layer.get()
+    epoch = tracker.epoch
+    [data_id], _ = redis_reads.call([("CLIENT", "ID")], tracked=False)
+    redis_client.client_kill_filter(_id=data_id)
+    Subscription.objects.filter(profile=warm.fan).update(plan=warm.sports)
+    services.rebuild_profiles([warm.fan.pk])
+    fresh = get(PROFILE, warm)
+    assert doc(fresh)["subscriptions"] == ["sports"]
+    assert "X-Prewarm-Source" not in fresh  # from Redis on a new connection, not from Postgres
+    assert tracker.alive and tracker.epoch == epoch
+    # The new connection is tracked again: the next change is seen too.
+    get(PROFILE, warm)
+    Subscription.objects.filter(profile=warm.fan).update(plan=warm.premium)
+    services.rebuild_profiles([warm.fan.pk])
+    assert doc(get(PROFILE, warm))["subscriptions"] == ["premium"]
