@@ -273,6 +273,51 @@ def probe(server: Server, vs: list[Viewer]) -> dict:
     return {"epg_sizes": sizes, "small": small, "naive_same": same}
 
 
+def conn_micro(vs: list[Viewer], rounds: int = 10, n: int = 2000) -> list[tuple]:
+    """Temporary (issue #7): the same pipelined reads on both clients in this process,
+    alternating, in microseconds per call (the views' per-request Redis cost, without HTTP)."""
+    import orjson
+    from django.conf import settings
+
+    from api.connection import RedisConn as PyConn
+    from api.entries import FRAGMENT_FIELDS
+    from api.resp import RespConn
+    from core import keys
+    from core.redis_conn import client
+
+    pk = vs[0].profile_id
+    head = client().hgetall(keys.profile_key(pk))
+    cls = orjson.loads(client().hget(keys.class_key(head[b"class"].decode()), "data"))
+    day = time.strftime("%Y-%m-%d")
+    cases = {
+        "profile + class (2 calls)": [[("HGETALL", keys.profile_key(pk))],
+                                      [("HGETALL", keys.class_key(head[b"class"].decode()))]],
+        f"epg fragments ({len(cls['allowed_ids'])} HMGET, 1 call)": [
+            [("HMGET", keys.epg_fragment_key(cls["tz"], day, cid), *FRAGMENT_FIELDS) for cid in cls["allowed_ids"]]],
+    }
+    conns = {"redis-py": PyConn(settings.REDIS_URL), "resp": RespConn(settings.REDIS_URL)}
+    out = []
+    for case, calls in cases.items():
+        samples: dict[str, list[float]] = {k: [] for k in conns}
+        for i in range(rounds):
+            for name in (list(conns) if i % 2 == 0 else list(conns)[::-1]):
+                conn = conns[name]
+                for c in calls:
+                    conn.call(*c)
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    for c in calls:
+                        conn.call(*c)
+                samples[name].append((time.perf_counter() - t0) / n * 1e6)
+        med = {k: statistics.median(v) for k, v in samples.items()}
+        out.append((case, f"{med['redis-py']:.1f}", f"{med['resp']:.1f}", f"{med['redis-py'] - med['resp']:+.1f}",
+                    f"{med['redis-py'] / med['resp']:.3f}"))
+        print(f"  {case}: redis-py {med['redis-py']:.1f} us, resp {med['resp']:.1f} us", flush=True)
+    for conn in conns.values():
+        conn.close()
+    return out
+
+
 def run_conn_ab(args) -> None:
     """Temporary (issue #7): api.connection on redis-py vs the hand-written RESP client, two
     servers in alternation (A B B A ...), with and without local profiles."""
@@ -288,6 +333,12 @@ def run_conn_ab(args) -> None:
     }
     configs = ("redis-py", "resp")
     rows, notes = [], []
+    micro = conn_micro(vs)
+    if args.micro_only:
+        common.write_report("api-conn-micro", "Per-request Redis cost in process: redis-py Connection vs the RESP"
+                            " client", micro, ("reads", "redis-py us", "resp us", "difference us", "ratio"),
+                            ["median of 10 alternating rounds of 2000 iterations, one process, Redis on loopback"])
+        return
     for local in ("1", "0"):
         servers = {"redis-py": Server("granian", env, PREWARM_API_LOCAL_PROFILES=local),
                    "resp": Server("granian", env, PREWARM_API_LOCAL_PROFILES=local, PREWARM_API_CONN="resp")}
@@ -328,6 +379,8 @@ def run_conn_ab(args) -> None:
         "* another test or benchmark process was running during that pass" if not WAIT_QUIET["on"] else
         "measured on a quiet machine (waited for other test/bench processes)",
     ]
+    notes.append("per-request Redis cost in process (median us per iteration, redis-py vs resp): " + "; ".join(
+        f"{case}: {a} vs {b} us ({d} us, x{r})" for case, a, b, d, r in micro))
     header = ("config", "endpoint", "client", "best req/s", "p50 ms", "p99 ms", "median req/s", "median p50",
               "median p99", "passes req/s")
     common.write_report("api-conn", "API benchmark: redis-py Connection vs the hand-written RESP client", rows,

@@ -75,9 +75,6 @@ class FakeConnection:
         self.is_connected = False
         self.disconnects += 1
 
-    def pack_commands(self, commands):
-        return [repr(c).encode() for c in commands]
-
     def send_packed_command(self, packed, check_health=True):
         if self.fail_send is not None:
             raise self.fail_send
@@ -100,7 +97,8 @@ def test_one_write_per_call_and_an_error_reply_is_a_value_in_step():
     fake = FakeConnection([b"1", ResponseError("WRONGTYPE Operation against a key"), [b"a", b"b"]])
     conn = conn_with(fake)
     one, err, three = conn.call(("GET", "a"), ("HGETALL", "s"), ("MGET", "a", "b"))
-    assert len(fake.sent) == 1 and len(fake.sent[0]) == 3
+    assert fake.sent == [[b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*2\r\n$7\r\nHGETALL\r\n$1\r\ns\r\n"
+                          b"*3\r\n$4\r\nMGET\r\n$1\r\na\r\n$1\r\nb\r\n"]]
     assert (one, three) == (b"1", [b"a", b"b"])
     assert isinstance(err, ReplyError) and "WRONGTYPE" in str(err)
     assert err.__traceback__ is None  # a value, holding no frames
