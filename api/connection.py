@@ -113,9 +113,3 @@ class RedisConn:
         self.send(*commands)
         return [self.read() for _ in commands]
 
-
-# Temporary (issue #7 A/B in bench api): PREWARM_API_CONN=resp runs the hand-written client.
-if __import__("os").environ.get("PREWARM_API_CONN") == "resp":
-    from .resp import RespConn as RedisConn  # noqa: F401
-
-    ReplyError = (ResponseError, hiredis.ReplyError)  # type: ignore[assignment]

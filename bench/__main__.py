@@ -17,9 +17,6 @@ def main(argv=None) -> int:
     a.add_argument("--connections", type=int, default=32)
     a.add_argument("--tokens", type=int, default=1000, help="viewer tokens the requests rotate over")
     a.add_argument("--no-wait", action="store_true", help="measure even while tests or benchmarks run")
-    a.add_argument("--conn-ab", action="store_true", help="only: redis-py Connection vs the RESP client (temporary)")
-    a.add_argument("--micro-only", action="store_true", help="--conn-ab: only the in-process per-call timing")
-    a.add_argument("--rounds", type=int, default=4, help="--conn-ab: passes per client and endpoint")
     args = parser.parse_args(argv)
     if args.scenario == "pipeline":
         from . import pipeline
