@@ -7,14 +7,7 @@ class ApiConfig(AppConfig):
     verbose_name = "Prewarm API"
 
     def ready(self):
-        from . import metrics
+        # Wired here: api.metrics must not import the local layer (that was an import circle).
+        from . import local_layer, metrics
 
-        metrics.register_local_gauges(_local_gauges)
-
-
-def _local_gauges():
-    # Wired here, not in api.metrics: metrics must not import the tracker (an import circle).
-    from . import metrics, tracking
-
-    tracker = tracking.get()
-    return metrics.LocalGauges(len(tracker.cache), tracker.cache.size_bytes, tracker.alive)
+        metrics.register_local_gauges(local_layer.gauges)

@@ -18,7 +18,8 @@ from django.db import DatabaseError
 from core import keys, services
 from core.builders import assemble_epg
 
-from . import degraded, redis_reads, single_flight, tracking
+from . import degraded, local_layer, redis_reads, single_flight
+from .connection import RedisDown, ReplyError
 from .entries import (
     FRAGMENT_FIELDS,
     BadEntry,
@@ -32,7 +33,6 @@ from .entries import (
 )
 from .local_cache import LocalCache
 from .metrics import BUILT, DEGRADED, HITS, MISSES
-from .resp import RedisDown, ReplyError
 
 log = logging.getLogger("prewarm.api")
 
@@ -52,7 +52,7 @@ class Viewer:
 
 def viewer(profile_id: int) -> Viewer:
     """The viewer's profile and entitlement class, fresh at this moment."""
-    tracker = tracking.get()
+    tracker = local_layer.get()
     tracker.sync()
     cache = tracker.cache
     now = time.time()
@@ -176,7 +176,7 @@ def epg(view: Viewer, day: str) -> tuple[EpgEntry, bool]:
     cls = view.cls
     now = time.time()
     if not view.degraded:
-        cache = tracking.get().cache
+        cache = local_layer.get().cache
         local_key = ("epg", view.profile.class_id, day)
         entry = cache.get(local_key)
         if entry is not None and entry.valid_until > now:

@@ -7,9 +7,9 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse
 
-from . import redis_reads, tracking
+from . import local_layer
+from .connection import RedisConn, RedisDown, ReplyError
 from .http import JSON, endpoint
-from .resp import RedisDown, ReplyError, RespConn
 
 CHECK_TIMEOUT = 1  # seconds, per dependency
 
@@ -24,7 +24,7 @@ def check_postgres() -> None:
 
 
 def check_redis() -> None:
-    conn = RespConn(redis_reads.params())
+    conn = RedisConn(settings.REDIS_URL)
     try:
         (reply,) = conn.call(("PING",))
         if isinstance(reply, ReplyError):
@@ -63,7 +63,7 @@ def healthz(request):
 @endpoint("GET")
 def readyz(request):
     checks = run_checks()
-    tracker = tracking.get()
+    tracker = local_layer.get()
     down = [name for name, state in checks.items() if state != "ok"]
     body = {
         "status": "degraded" if down else "ready",

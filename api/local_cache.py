@@ -76,12 +76,6 @@ class LocalCache:
             self._tickets.add(ticket)
         return ticket
 
-    def extend(self, ticket: Ticket | None, deps: Iterable[str]) -> None:
-        """Add dependencies to an open ticket, before reading them."""
-        if ticket is not None:
-            with self._lock:
-                ticket.deps.update(deps)
-
     def abandon(self, ticket: Ticket | None) -> None:
         if ticket is not None:
             with self._lock:

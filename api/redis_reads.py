@@ -1,19 +1,20 @@
 """Reads for the views: one pipelined round trip per call on a per-thread tracked connection.
 
 Redis faults open a short circuit breaker, so while Redis is down a request goes straight to
-Postgres instead of paying a connect timeout each time.
+Postgres instead of paying a connect timeout each time. A failed call is never retried: it
+closes the connection (and tells the tracker, which then clears the local cache) and the
+next call connects again.
 """
 from __future__ import annotations
 
-import functools
 import os
 import threading
 import time
 
 from django.conf import settings
 
-from . import tracking
-from .resp import RedisDown, ReplyError, RespConn, params_from_url
+from . import local_layer
+from .connection import RedisConn, RedisDown, ReplyError
 
 # After a fault, skip Redis for this long (seconds) before trying again.
 BREAKER_SECONDS = 1.0
@@ -22,23 +23,27 @@ _local = threading.local()
 _breaker = {"until": 0.0, "error": None}
 
 
-def params() -> dict:
-    return _params_for(settings.REDIS_URL)
-
-
-@functools.lru_cache(maxsize=8)
-def _params_for(url: str) -> dict:
-    return params_from_url(url)
-
-
-def _conn() -> RespConn:
+def _conn() -> RedisConn:
     conn = getattr(_local, "conn", None)
-    wanted = params()
-    if conn is None or conn.params is not wanted:
+    url = settings.REDIS_URL
+    if conn is None or conn.url != url:
         if conn is not None:
-            conn.close()
-        conn = _local.conn = RespConn(wanted)
+            _drop(conn)
+        conn = _local.conn = RedisConn(url)
     return conn
+
+
+def _drop(conn: RedisConn) -> None:
+    """Close `conn`; the local entries it covered lose their invalidations with it."""
+    if conn.tracking_epoch is not None:
+        _uncover(conn)
+    conn.close()
+
+
+def _uncover(conn: RedisConn) -> None:
+    tracker = local_layer.current()
+    if tracker is not None:
+        tracker.uncover(conn)
 
 
 def _forget_after_fork() -> None:
@@ -65,7 +70,7 @@ def reset() -> None:
     _breaker["until"] = 0.0
     conn = getattr(_local, "conn", None)
     if conn is not None:
-        conn.close()
+        _drop(conn)
         _local.conn = None
 
 
@@ -79,20 +84,31 @@ def call(commands: list[tuple], *, tracked: bool) -> tuple[list, bool]:
     if _breaker["until"] > time.monotonic():
         raise RedisDown(_breaker["error"] or "Redis is down")
     conn = _conn()
-    tracker = tracking.get() if tracked else None
+    if conn.peer_closed:
+        # The server closed it while idle (the tracker saw the FIN and has cleared the
+        # cache): a new connection before this read, nothing was lost to retry.
+        conn.close()
+    tracker = local_layer.get() if tracked else None
     prefix: list[tuple] = []
     epoch = None
     if tracker is not None and tracker.alive:
         epoch = tracker.epoch
         if conn.tracking_epoch != epoch:
             prefix = [("CLIENT", "TRACKING", "ON", "REDIRECT", tracker.client_id)]
+    covering = conn.tracking_epoch is not None
     try:
         replies = conn.call(*prefix, *commands)
-    except RedisDown as exc:
+    except RedisDown as exc:  # conn closed itself
+        if covering:
+            _uncover(conn)
         trip(str(exc))
         raise
     if prefix:
-        conn.tracking_epoch = None if isinstance(replies[0], ReplyError) else epoch
+        if isinstance(replies[0], ReplyError):
+            conn.tracking_epoch = None
+        else:
+            conn.tracking_epoch = epoch
+            tracker.cover(conn)
         replies = replies[1:]
     covered = tracker is not None and epoch is not None and conn.tracking_epoch == epoch
     return replies, covered

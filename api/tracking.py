@@ -8,20 +8,26 @@ cache (`sync`: one poll(2) call), so a request never serves bytes whose invalida
 already reached this host. Losing the connection clears the cache and stops filling it
 until a new connection is subscribed: invalidations may have been missed meanwhile.
 
+The tracker also watches the data connections that report to it (`cover`): when one closes
+(the server's idle timeout, a killed client, a failover) Redis stops reporting changes to
+what was read through it, so the cache is cleared; `sync` sees the server's FIN in the same
+poll(2) call, and a connection closed by a failed read says so itself (`uncover`).
+
 We do not use redis-py's client-side cache: it needs Redis >= 7.4 and refuses Valkey,
 deep-copies every hit, and cannot drop an assembled EPG when one of its fragments changes.
 """
 from __future__ import annotations
 
+import itertools
 import logging
-import os
 import select
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
+from .connection import RedisConn, RedisDown, ReplyError
 from .local_cache import LocalCache
-from .resp import RedisDown, ReplyError, RespConn
 
 log = logging.getLogger("prewarm.api.tracking")
 
@@ -30,26 +36,26 @@ TICK_SECONDS = 0.5
 PING_EVERY = 2.0  # an idle connection is pinged this often ...
 PING_TIMEOUT = 3.0  # ... and declared dead when nothing came back for this long
 BACKOFF_MAX = 2.0
+# A data connection receives nothing unasked (its invalidations come here), so it is watched
+# for the server closing it only: POLLRDHUP (a FIN; POLLHUP and POLLERR are always reported).
+# A reply arriving on a busy connection does not match.
+PEER_CLOSED = getattr(select, "POLLRDHUP", 0)
 
-
-def _readable(fd: int) -> bool:
-    """Data (or EOF) waiting on fd, without blocking. A fresh poll object: they are not
-    safe to share between threads, and creating one costs half a microsecond."""
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return bool(poller.poll(0))
+# Epochs are unique in the process, so a data connection registered with an earlier tracker
+# (tests reset it) is never taken as registered with this one.
+_epochs = itertools.count(1)
 
 
 class Tracker:
-    def __init__(self, params: dict, cache: LocalCache, on_tick: Callable[[], None] | None = None):
-        self.params = params
+    def __init__(self, url: str, cache: LocalCache, on_tick: Callable[[], None] | None = None):
+        self.url = url
         self.cache = cache
         self.on_tick = on_tick
-        self.epoch = 0  # bumps on every new invalidation connection
+        self.epoch = 0  # a new one on every new invalidation connection
         self.client_id: int | None = None
         self.alive = False
         self.error: str | None = "not connected yet"
-        self._conn: RespConn | None = None
+        self._conn: RedisConn | None = None
         self._poller = None  # the background thread's (poll objects are not thread-safe)
         self._fd: int | None = None
         self._lock = threading.Lock()  # one reader of the invalidation socket at a time
@@ -58,6 +64,10 @@ class Tracker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._connected = threading.Event()
+        # Data connections reporting here, as (fd, weak ref): replaced whole, read without a lock.
+        self._covered: tuple[tuple[int, weakref.ref], ...] = ()
+        self._covered_lock = threading.Lock()
+        self._uncovered = False  # a covered connection closed: the next sync clears the cache
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -106,20 +116,20 @@ class Tracker:
                 log.debug("tick callback failed", exc_info=True)
 
     def _connect(self) -> None:
-        conn = RespConn(self.params, select_db=False)  # tracking is per key name, not per db
-        conn.connect()
+        conn = RedisConn(self.url, select_db=False)  # tracking is per key name, not per db
         (client_id,) = conn.call(("CLIENT", "ID"))
         conn.send(("SUBSCRIBE", INVALIDATE_CHANNEL))
         reply = conn.read()
         if isinstance(client_id, ReplyError) or not (isinstance(reply, list) and reply[:1] == [b"subscribe"]):
             conn.close()
             raise RedisDown(f"cannot subscribe to invalidations: {client_id!r} {reply!r}")
+        fd = conn.fileno()
         poller = select.poll()
-        poller.register(conn.sock, select.POLLIN)
+        poller.register(fd, select.POLLIN)
         with self._lock:
-            self._conn, self._poller, self._fd = conn, poller, conn.sock.fileno()
+            self._conn, self._poller, self._fd = conn, poller, fd
             self.client_id = int(client_id)
-            self.epoch += 1
+            self.epoch = next(_epochs)
             self._last_rx = self._last_ping = time.monotonic()
             self.alive, self.error = True, None
             self.cache.clear(enabled=True)
@@ -155,9 +165,22 @@ class Tracker:
     def sync(self, force: bool = False) -> None:
         """Apply every invalidation that has reached this host. Cheap when there is none."""
         fd = self._fd
-        if fd is None:
-            return
-        if not (force or self._lock.locked() or _readable(fd)):
+        if fd is not None:
+            covered = self._covered
+            poller = select.poll()  # a fresh one: poll objects are not thread-safe (~0.5 µs)
+            poller.register(fd, select.POLLIN)
+            for data_fd, _ref in covered:
+                if data_fd != fd:
+                    poller.register(data_fd, PEER_CLOSED)
+            readable = False
+            for ready_fd, _events in poller.poll(0):
+                if ready_fd == fd:
+                    readable = True
+                else:
+                    self._closed_by_server(ready_fd, covered)
+        if self._uncovered:
+            self._drop_uncovered()
+        if fd is None or not (force or readable or self._lock.locked()):
             return
         with self._lock:
             conn = self._conn
@@ -165,7 +188,7 @@ class Tracker:
                 return
             try:
                 # Non-blocking: read only what is already there.
-                while conn.has_buffered() or _readable(fd):
+                while conn.pending():
                     self._handle(conn.read())
             except RedisDown as exc:
                 self._lost(str(exc))
@@ -183,50 +206,36 @@ class Tracker:
                 self.cache.invalidate([k.decode() if isinstance(k, bytes) else k for k in keys])
         # b"pong" and subscribe confirmations only prove the connection is alive
 
+    # -- data connections ----------------------------------------------------------------
 
-# -- the process's tracker -------------------------------------------------------------
+    def cover(self, conn) -> None:
+        """`conn` now reports here (CLIENT TRACKING ... REDIRECT): watch it, since once it
+        closes Redis stops reporting changes to the keys read through it."""
+        fd = conn.fileno()
+        with self._covered_lock:
+            kept = tuple((f, r) for f, r in self._covered if r() not in (None, conn))
+            self._covered = (*kept, (fd, weakref.ref(conn, self._collected)))
 
-_state: dict = {}
-_state_lock = threading.Lock()
+    def uncover(self, conn) -> None:
+        """`conn` closed after reads this tracker covered: the next sync clears the cache."""
+        with self._covered_lock:
+            self._covered = tuple((f, r) for f, r in self._covered if r() not in (None, conn))
+        self._uncovered = True
 
+    def _collected(self, _ref) -> None:
+        # A data connection went with its thread. Maybe inside the GC: set a flag, take no lock.
+        self._uncovered = True
 
-def get() -> Tracker:
-    """This process's tracker, started on first use (so after any fork: granian workers)."""
-    tracker = _state.get("tracker")
-    if tracker is not None:
-        return tracker
-    return _start()
+    def _closed_by_server(self, fd: int, covered) -> None:
+        for data_fd, ref in covered:
+            conn = ref()
+            if data_fd == fd and conn is not None:
+                conn.peer_closed = True  # its thread starts a new one before the next read
+                self.uncover(conn)
 
-
-def _forget_after_fork() -> None:
-    # The thread did not survive the fork and the socket is the parent's: start afresh.
-    _state.clear()
-
-
-os.register_at_fork(after_in_child=_forget_after_fork)
-
-
-def _start() -> Tracker:
-    from django.conf import settings
-
-    from . import metrics, redis_reads
-
-    with _state_lock:
-        if _state.get("tracker") is not None:
-            return _state["tracker"]
-        entries = getattr(settings, "PREWARM_API_LOCAL_ENTRIES", 100_000)
-        megabytes = getattr(settings, "PREWARM_API_LOCAL_MB", 256)
-        cache = LocalCache(entries, megabytes * 1024 * 1024)
-        tracker = Tracker(redis_reads.params(), cache, on_tick=metrics.flush_quietly)
-        _state["tracker"] = tracker
-        # Wait a moment so the first requests can already use the local layer.
-        tracker.start(wait=0.2)
-        return tracker
-
-
-def reset() -> None:
-    """Stop the tracker and forget it (tests that point at another Redis)."""
-    with _state_lock:
-        tracker = _state.pop("tracker", None)
-    if tracker is not None:
-        tracker.stop()
+    def _drop_uncovered(self) -> None:
+        self._uncovered = False  # before the clear: a close after it is seen next time
+        with self._covered_lock:
+            self._covered = tuple((f, r) for f, r in self._covered if r() is not None)
+        self.cache.clear()
+        log.info("a data connection closed: local cache cleared")

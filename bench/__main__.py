@@ -16,6 +16,7 @@ def main(argv=None) -> int:
     a.add_argument("--duration", type=float, default=10, help="seconds per measurement")
     a.add_argument("--connections", type=int, default=32)
     a.add_argument("--tokens", type=int, default=1000, help="viewer tokens the requests rotate over")
+    a.add_argument("--no-wait", action="store_true", help="measure even while tests or benchmarks run")
     args = parser.parse_args(argv)
     if args.scenario == "pipeline":
         from . import pipeline

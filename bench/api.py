@@ -215,16 +215,21 @@ def wrk(base: str, requests, connections: int, seconds: float, delay_ms: float |
                   d["status"], d["sockets"], overlapped)
 
 
+# --no-wait: measure while other jobs run (A/B alternation keeps a comparison fair anyway).
+WAIT_QUIET = {"on": True}
+
+
 def measure(server: Server, requests, connections: int, seconds: float, delay_ms: float | None = None,
             warmup: bool = True) -> Result:
     """A measurement on a quiet machine: taken again (ATTEMPTS at most) when another job starts during it."""
     for attempt in range(1, ATTEMPTS + 1):
-        waited = common.wait_quiet()
+        waited = common.wait_quiet() if WAIT_QUIET["on"] else 0.0
         if waited > 1:
             print(f"  (waited {waited:.0f}s for a quiet machine)", flush=True)
         if warmup:
             wrk(server.base, requests, connections, WARMUP_S, delay_ms)
-        r = wrk(server.base, requests, connections, seconds, delay_ms, abort_if_busy=attempt < ATTEMPTS)
+        r = wrk(server.base, requests, connections, seconds, delay_ms,
+                abort_if_busy=WAIT_QUIET["on"] and attempt < ATTEMPTS)
         if r is not None:
             return r
         print("  (another job started: measuring again)", flush=True)
@@ -271,6 +276,8 @@ def probe(server: Server, vs: list[Viewer]) -> dict:
 
 
 def run(args) -> None:
+    if args.no_wait:
+        WAIT_QUIET["on"] = False
     env = common.bench_env()
     common.setup(env, args.profiles)
     ensure_wrk()

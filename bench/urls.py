@@ -1,7 +1,7 @@
 """The bench server's URLconf: the product's routes plus the baselines they are compared with."""
 from django.urls import path
 
-from core import urls as product
+from config import urls as product
 
 from . import views
 

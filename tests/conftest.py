@@ -141,10 +141,10 @@ def throwaway_redis(tmp_path):
 def api_fresh(redis_client):
     """This session's Redis keys gone and the API's process state (local cache, tracking
     connection, per-thread connections, token memo) started afresh, before and after."""
-    from api import auth, redis_reads, tracking
+    from api import auth, local_layer, redis_reads
 
     def reset():
-        tracking.reset()
+        local_layer.reset()
         redis_reads.reset()
         auth._memo.clear()
 

@@ -56,9 +56,9 @@ def test_profile_warm_hit_serves_stored_fields_without_sql(client, warm, django_
 def test_profile_served_from_redis_when_profiles_are_not_kept_locally(
     client, warm, settings, django_assert_num_queries
 ):
-    from api import tracking
+    from api import local_layer
 
-    local = tracking.get().cache
+    local = local_layer.get().cache
     settings.PREWARM_API_LOCAL_PROFILES = False
     client.get("/api/v1/me/profile", **warm.auth(warm.fan))
     with django_assert_num_queries(0):

@@ -6,7 +6,7 @@ import orjson
 import pytest
 from django.test import Client
 
-from api import metrics, redis_reads, tracking
+from api import local_layer, metrics, redis_reads
 from core import keys, redis_conn, services
 from tests.waiting import wait_for
 
@@ -72,7 +72,7 @@ def test_fragment_rebuild_reaches_the_assembled_epg(warm):
 
 
 def test_bytes_read_before_an_invalidation_are_never_stored(warm, redis_client):
-    tracker = tracking.get()
+    tracker = local_layer.get()
     cache = tracker.cache
     key = keys.profile_key(warm.fan.pk)
     ticket = cache.begin([key])
@@ -88,7 +88,7 @@ def test_losing_the_invalidation_connection_clears_the_cache_until_it_is_back(wa
     from core.models import Subscription
 
     get(PROFILE, warm)
-    tracker = tracking.get()
+    tracker = local_layer.get()
     assert tracker.alive and len(tracker.cache) > 0
     old_epoch = tracker.epoch
     redis_client.client_kill_filter(_id=tracker.client_id)
@@ -132,14 +132,14 @@ def api_on_throwaway_redis(throwaway_redis, settings, api_fresh):
     def point_at(url):
         settings.REDIS_URL = url
         redis_conn.reset()
-        tracking.reset()
+        local_layer.reset()
         redis_reads.reset()
 
     point_at(throwaway_redis.url)
     yield throwaway_redis
     # The tracker first: its last tick flushes metrics through redis_conn.client(), which
     # would cache a client of the throwaway server again for every later test.
-    tracking.reset()
+    local_layer.reset()
     redis_reads.reset()
     redis_conn.reset()
 
@@ -169,7 +169,7 @@ def test_redis_stopped_and_restarted_under_the_views(api_world, api_on_throwaway
     assert Client().get("/metrics").status_code == 200
 
     server.start()  # empty: everything is a miss again
-    tracker = tracking.get()
+    tracker = local_layer.get()
     wait_for(lambda: tracker.alive, 10, message="tracking reconnected")
     wait_for(lambda: redis_reads.down() is None, 5, message="breaker closed")
     back = get(PROFILE, w)
@@ -210,3 +210,29 @@ def test_postgres_down_warm_hits_still_served_misses_are_503(api_world):
     finally:
         connection.close()
         connection.settings_dict["PORT"] = port
+
+
+def test_a_data_connection_killed_under_the_process_leaves_no_stale_entry(warm, redis_client):
+    """Issue #9 item 1: once its data connection is gone, Redis reports no change to what was
+    read through it, while the invalidation connection stays up."""
+    from core.models import Subscription
+
+    assert doc(get(PROFILE, warm))["subscriptions"] == ["premium"]
+    local = metrics.COUNTS["profile:local"]
+    get(PROFILE, warm)
+    assert metrics.COUNTS["profile:local"] == local + 1  # served from the local cache
+    tracker = local_layer.get()
+    epoch = tracker.epoch
+    [data_id], _ = redis_reads.call([("CLIENT", "ID")], tracked=False)
+    redis_client.client_kill_filter(_id=data_id)
+    Subscription.objects.filter(profile=warm.fan).update(plan=warm.sports)
+    services.rebuild_profiles([warm.fan.pk])
+    fresh = get(PROFILE, warm)
+    assert doc(fresh)["subscriptions"] == ["sports"]
+    assert "X-Prewarm-Source" not in fresh  # from Redis on a new connection, not from Postgres
+    assert tracker.alive and tracker.epoch == epoch
+    # The new connection is tracked again: the next change is seen too.
+    get(PROFILE, warm)
+    Subscription.objects.filter(profile=warm.fan).update(plan=warm.premium)
+    services.rebuild_profiles([warm.fan.pk])
+    assert doc(get(PROFILE, warm))["subscriptions"] == ["premium"]

@@ -16,7 +16,6 @@ from api.entries import (
 )
 from api.http import etag_matches
 from api.ops import BadScope, parse_scope
-from api.resp import params_from_url
 
 PROFILE = {
     b"version": b"7", b"built_at": b"1700000000000", b"region": b"EU-WEST", b"isp": b"fibra",
@@ -94,12 +93,3 @@ def test_warmup_scopes():
                 {"regions": ["bad code"]}, {"epg_dates": ["2026-02-30"]}, {"extra": 1}, {"regions": "EU"}):
         with pytest.raises(BadScope):
             parse_scope(bad)
-
-
-def test_redis_urls():
-    assert params_from_url("redis://127.0.0.1:6380/2")[("host")] == "127.0.0.1"
-    p = params_from_url("rediss://user:p%40ss@cache:6390/3")
-    assert (p["port"], p["db"], p["username"], p["password"], p["tls"]) == (6390, 3, "user", "p@ss", True)
-    assert params_from_url("unix:///run/redis.sock?db=4")["path"] == "/run/redis.sock"
-    with pytest.raises(ValueError):
-        params_from_url("http://x")

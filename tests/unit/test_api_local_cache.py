@@ -30,10 +30,9 @@ def test_unrelated_invalidation_does_not_refuse():
     assert c.commit(t, "e", "v")
 
 
-def test_extend_adds_dependencies_to_an_open_ticket():
+def test_a_ticket_naming_a_class_and_its_fragments_dies_with_any_fragment():
     c = cache()
-    t = c.begin(["class"])
-    c.extend(t, ["frag"])
+    t = c.begin(["class", "frag"])
     c.invalidate(["frag"])
     assert not c.commit(t, "epg", "old")
 
