@@ -20,7 +20,7 @@ return 0
 """
 
 
-def run(entry_key: str, build: Callable[[], object], *, wait: float = WAIT_SECONDS) -> bool:
+def run(entry_key: str, build: Callable[[], object], *, wait: float | None = None) -> bool:
     """Run `build` unless another caller holds the lock; then wait for it to finish.
 
     Returns True when this call built. Redis errors propagate (the caller degrades).
@@ -34,7 +34,7 @@ def run(entry_key: str, build: Callable[[], object], *, wait: float = WAIT_SECON
         finally:
             r.eval(_RELEASE, 1, lock, token)
         return True
-    deadline = time.monotonic() + wait
+    deadline = time.monotonic() + (WAIT_SECONDS if wait is None else wait)
     while time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)
         if not r.exists(lock):

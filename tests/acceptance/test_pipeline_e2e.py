@@ -134,8 +134,12 @@ def test_broker_down_then_up_loses_nothing(catalogue, redis_client, start_proc, 
     start_proc("relay", CELERY_BROKER_URL=broker)
     # Let the catch-up settle first: kombu's Redis transport can crash a worker that loses
     # the broker while acknowledging (a supervisor restarts it); here the broker goes while idle.
+    import redis
+
+    queue = redis.Redis.from_url(broker)
     wait_for(lambda: OutboxEvent.objects.count() == 0, message="catch-up relayed")
-    time.sleep(0.5)
+    wait_for(lambda: queue.llen("invalidate") == 0 and queue.hlen("unacked") == 0, message="the worker idle")
+    queue.close()
     throwaway_redis.stop()
     # Raw SQL only: the test process's own signal path publishes to the main broker.
     for pk in ids:
@@ -212,11 +216,15 @@ def test_subscription_expiry_flips_the_cache_on_time_without_a_write(catalogue, 
     from schedules.tasks import schedule_due
 
     start_proc("worker")
-    expires = timezone.now() + timedelta(seconds=3)
     p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
-    Subscription.objects.create(profile=p, plan=catalogue["premium"], starts_at=catalogue["now"] - catalogue["hour"],
-                                expires_at=expires)
+    hour = catalogue["hour"]
+    s = Subscription.objects.create(profile=p, plan=catalogue["premium"], starts_at=catalogue["now"] - hour,
+                                    expires_at=timezone.now() + hour)
     wait_for(lambda: subs(redis_client, p.pk) == ["premium"], message="subscription cached")
+    # The expiry is set once the worker is up and the entry cached, however slow that was.
+    # No relay runs: this edit rebuilds nothing, only beat's exact rebuild can flip the entry.
+    expires = timezone.now() + timedelta(seconds=3)
+    Subscription.objects.filter(pk=s.pk).update(expires_at=expires)
     assert schedule_due() >= 1
     wait_for(lambda: subs(redis_client, p.pk) == [], timeout=20, message="expiry flipped the entry")
     built = int(redis_client.hget(keys.profile_key(p.pk), "built_at")) / 1000

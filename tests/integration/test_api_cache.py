@@ -103,7 +103,12 @@ def test_losing_the_invalidation_connection_clears_the_cache_until_it_is_back(wa
 
 
 @pytest.mark.django_db(transaction=True)
-def test_single_flight_builds_a_cold_entry_once(api_world, redis_client):
+def test_single_flight_builds_a_cold_entry_once(api_world, redis_client, monkeypatch):
+    from api import single_flight
+
+    # Waiters give up after WAIT_SECONDS and build themselves: on a loaded machine 8 threads
+    # can take that long, so wait up to the lock's own lifetime here.
+    monkeypatch.setattr(single_flight, "WAIT_SECONDS", single_flight.LOCK_TTL_MS / 1000)
     w = api_world
     threads, results = 8, []
     barrier = threading.Barrier(threads)
@@ -218,9 +223,9 @@ def test_a_data_connection_killed_under_the_process_leaves_no_stale_entry(warm, 
     from core.models import Subscription
 
     assert doc(get(PROFILE, warm))["subscriptions"] == ["premium"]
-    local = metrics.COUNTS["profile:local"]
+    local = metrics.HITS["profile", "local"]
     get(PROFILE, warm)
-    assert metrics.COUNTS["profile:local"] == local + 1  # served from the local cache
+    assert metrics.HITS["profile", "local"] == local + 1  # served from the local cache
     tracker = local_layer.get()
     epoch = tracker.epoch
     [data_id], _ = redis_reads.call([("CLIENT", "ID")], tracked=False)
@@ -236,3 +241,75 @@ def test_a_data_connection_killed_under_the_process_leaves_no_stale_entry(warm, 
     Subscription.objects.filter(profile=warm.fan).update(plan=warm.premium)
     services.rebuild_profiles([warm.fan.pk])
     assert doc(get(PROFILE, warm))["subscriptions"] == ["premium"]
+
+
+# -- what Redis tells the tracker, besides writes --------------------------------------
+
+
+def cached_locally(warm_world_on, server):
+    """Serve the fan's profile once so it is kept in process; return the tracker and a client."""
+    services.rebuild_profiles([warm_world_on.fan.pk])
+    doc(get(PROFILE, warm_world_on))
+    tracker = local_layer.get()
+    wait_for(lambda: tracker.alive, 10, message="tracking up")
+    doc(get(PROFILE, warm_world_on))
+    assert tracker.cache.get(warm_world_on.fan.pk) is not None
+    return tracker, api_redis(server)
+
+
+def dropped(tracker, pk):
+    return wait_for(lambda: (tracker.sync(), tracker.cache.get(pk) is None)[1], 10, message="the local copy dropped")
+
+
+def test_a_key_expiring_in_redis_drops_the_local_copy(api_world, api_on_throwaway_redis):
+    w = api_world
+    tracker, r = cached_locally(w, api_on_throwaway_redis)
+    r.pexpire(keys.profile_key(w.fan.pk), 50)
+    dropped(tracker, w.fan.pk)
+    assert doc(get(PROFILE, w))["id"] == w.fan.pk  # rebuilt on the miss
+
+
+def test_a_key_evicted_by_maxmemory_drops_the_local_copy(api_world, api_on_throwaway_redis):
+    w = api_world
+    key = keys.profile_key(w.fan.pk)
+    tracker, r = cached_locally(w, api_on_throwaway_redis)
+    r.expire(key, 3600)  # volatile-lru below may evict only keys with a TTL: this one
+    dropped(tracker, w.fan.pk)  # (a TTL change is a change too)
+    doc(get(PROFILE, w))
+    assert tracker.cache.get(w.fan.pk) is not None and r.ttl(key) > 0
+    r.config_set("maxmemory-policy", "volatile-lru")
+    r.config_set("maxmemory", max(1, int(r.info("memory")["used_memory"]) - 1))
+    try:
+        import redis
+
+        try:
+            r.set("filler", b"x" * 100_000)  # needs memory: the volatile key goes
+        except redis.ResponseError:
+            pass  # OOM once nothing evictable is left: the eviction already happened
+        wait_for(lambda: not r.exists(key), 5, message="the key evicted")
+    finally:
+        r.config_set("maxmemory", 0)
+    assert r.info("stats")["evicted_keys"] >= 1
+    dropped(tracker, w.fan.pk)
+
+
+def test_flushdb_clears_the_local_cache(api_world, api_on_throwaway_redis):
+    w = api_world
+    tracker, r = cached_locally(w, api_on_throwaway_redis)
+    r.flushdb()
+    wait_for(lambda: (tracker.sync(), len(tracker.cache) == 0)[1], 10, message="local cache cleared")
+    assert doc(get(PROFILE, w))["id"] == w.fan.pk
+
+
+def test_a_silent_invalidation_connection_is_declared_dead_and_the_cache_cleared(api_world, api_on_throwaway_redis):
+    from api import tracking
+
+    w = api_world
+    tracker, r = cached_locally(w, api_on_throwaway_redis)
+    pause_ms = int((tracking.PING_EVERY + tracking.PING_TIMEOUT + 2) * 1000)
+    # The server answers nobody, pings included, until the pause ends by itself (an UNPAUSE
+    # would wait behind it too).
+    r.execute_command("CLIENT", "PAUSE", pause_ms, "ALL")
+    wait_for(lambda: not tracker.alive, pause_ms / 1000, interval=0.1, message="silence noticed")
+    assert len(tracker.cache) == 0 and "silent" in (tracker.error or "")
+    wait_for(lambda: tracker.alive, 20, message="tracking back after the pause")
