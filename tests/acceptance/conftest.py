@@ -44,12 +44,12 @@ def start_proc(service_env, tmp_path):
     that does not stop on SIGTERM within the grace period fails the test."""
     started = []
 
-    def start(name, argv=None, **env):
+    def start(name, argv=None, *, ready=None, **env):
         relay_argv = [sys.executable, "manage.py", "relay", "--poll", "0.2"]
         argv = argv or (celery_argv() if name.startswith("worker") else relay_argv)
         proc = procs.spawn(name, argv, tmp_path / f"{name}.log", cwd=ROOT, env={**service_env, **env})
         started.append(proc)
-        proc.wait_for_output("ready." if name.startswith("worker") else "caught up")
+        proc.wait_for_output(ready or ("ready." if name.startswith("worker") else "caught up"))
         return proc
 
     yield start

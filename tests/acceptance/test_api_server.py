@@ -54,10 +54,21 @@ def fetch(server, path, h):
     return requests.get(server.url + path, headers={**h, "Connection": "close"}, timeout=10)
 
 
-def test_every_worker_sees_a_rebuild_at_once(server, world):
+def tracked_readers(redis_client) -> set[str]:
+    """Redis clients reading with CLIENT TRACKING on: one data connection per serving web process."""
+    return {c["redir"] for c in redis_client.client_list() if "t" in c["flags"] and c.get("redir", "-1") != "-1"}
+
+
+def test_every_worker_sees_a_rebuild_at_once(server, world, redis_client):
     from core.models import Subscription
 
     h = headers(world, world.fan)
+    # Both worker processes serve: each reports to its own invalidation connection.
+    for _ in range(100):
+        fetch(server, "/api/v1/me/profile", h)
+        if len(tracked_readers(redis_client)) >= 2:
+            break
+    assert len(tracked_readers(redis_client)) == 2, redis_client.client_list()
     for expected_plans in (["premium"], ["sports"], ["premium"]):
         for _ in range(6):
             response = fetch(server, "/api/v1/me/profile", h)

@@ -10,6 +10,7 @@ from core import keys, metrics
 from core.models import Licence, OutboxEvent, Profile, Programme, Subscription
 from tests.waiting import wait_for
 from workers import relay
+from workers.app import app
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.django_db(transaction=True)]
 
@@ -157,14 +158,21 @@ def test_broker_down_then_up_loses_nothing(catalogue, redis_client, start_proc, 
 def test_relay_killed_mid_batch_loses_nothing(catalogue, redis_client, purge_queues, start_proc):
     ids = bulk_profiles(catalogue, 400)
     start_proc("worker")
-    first = start_proc("relay")
+    first = start_proc("relay", PREWARM_LOG_LEVEL="DEBUG")  # a line per batch it relays
+    half = len(ids) // 2
     with relay.connect() as conn:
-        for n, pk in enumerate(ids):
+        for pk in ids[:half]:
             conn.execute("UPDATE core_profile SET isp_id = %s WHERE id = %s", [catalogue["cable"].pk, pk])
-            if n == len(ids) // 2:
-                first.kill()
-    start_proc("relay2", [sys.executable, "manage.py", "relay", "--poll", "0.2"])
+        first.wait_for_output("relayed ")  # it is relaying ...
+        with conn.transaction():  # ... the rest lands at once ...
+            for pk in ids[half:]:
+                conn.execute("UPDATE core_profile SET isp_id = %s WHERE id = %s", [catalogue["cable"].pk, pk])
+        first.kill()  # ... and it dies while they wait or are in flight
+    left = OutboxEvent.objects.count()
+    assert left > 0  # rows it had not relayed (or relayed without deleting) when it died
+    second = start_proc("relay2", [sys.executable, "manage.py", "relay", "--poll", "0.2"])
     wait_for(lambda: OutboxEvent.objects.count() == 0, timeout=30, message="outbox drained by the second relay")
+    assert "caught up: 0 outbox rows" not in second.output()  # the second relay did that work
     wait_for(lambda: all(field(redis_client, pk, "isp") == b"cable" for pk in ids), timeout=30, message="converged")
 
 
@@ -184,6 +192,11 @@ def test_worker_killed_mid_task_loses_nothing(catalogue, redis_client, purge_que
     Subscription.objects.filter(profile_id__in=ids).update(expires_at=catalogue["now"] - catalogue["hour"])
     worker.wait_for_output("'written': 500", timeout=30)  # one batch done, more held
     worker.kill()  # tasks taken and not yet acknowledged die with it
+    # The premise: work was pending when it died (entries not yet rebuilt, tasks still in the broker).
+    assert set(all_subs(redis_client, ids)) != {b"[]"}
+    with app.connection_for_write() as conn:
+        broker = conn.default_channel.client
+        assert broker.llen("invalidate") + broker.hlen("unacked") > 0
     start_proc("worker2", **fast)
     monkeypatch.setattr(coalesce, "QUEUED_STALE_MS", 5_000)  # the sweeper's patience, shortened
 
@@ -256,10 +269,12 @@ def test_cache_redis_restart_loses_no_invalidation(catalogue, purge_queues, star
 def test_two_relays_share_the_outbox(catalogue, redis_client, purge_queues, start_proc):
     ids = bulk_profiles(catalogue, 300)
     start_proc("worker")
-    start_proc("relay")
-    start_proc("relay2", [sys.executable, "manage.py", "relay", "--poll", "0.2", "--batch", "5"])
-    with relay.connect() as conn:
+    small = ["--poll", "0.2", "--batch", "5"]  # small batches: both find rows while the other holds some
+    one = start_proc("relay", [sys.executable, "manage.py", "relay", *small], PREWARM_LOG_LEVEL="DEBUG")
+    two = start_proc("relay2", [sys.executable, "manage.py", "relay", *small], PREWARM_LOG_LEVEL="DEBUG")
+    with relay.connect() as conn, conn.transaction():  # one commit of 300 rows: one NOTIFY wakes both
         for pk in ids:
             conn.execute("UPDATE core_profile SET isp_id = %s WHERE id = %s", [catalogue["cable"].pk, pk])
     wait_for(lambda: OutboxEvent.objects.count() == 0, timeout=30, message="outbox drained by two relays")
+    assert "relayed " in one.output() and "relayed " in two.output()  # both took a share
     wait_for(lambda: all(field(redis_client, pk, "isp") == b"cable" for pk in ids), timeout=30, message="converged")

@@ -84,17 +84,29 @@ def test_bytes_read_before_an_invalidation_are_never_stored(warm, redis_client):
     assert cache.get("stale") is None
 
 
-def test_losing_the_invalidation_connection_clears_the_cache_until_it_is_back(warm, redis_client):
+def test_losing_the_invalidation_connection_clears_the_cache_until_it_is_back(warm, redis_client, monkeypatch):
+    from api.connection import RedisDown
     from core.models import Subscription
 
     get(PROFILE, warm)
     tracker = local_layer.get()
     assert tracker.alive and len(tracker.cache) > 0
     old_epoch = tracker.epoch
+    # Keep it down: every reconnect fails until the patch is undone.
+    reconnect = tracker._connect
+
+    def refuse():
+        raise RedisDown("test: invalidations unreachable")
+
+    monkeypatch.setattr(tracker, "_connect", refuse)
     redis_client.client_kill_filter(_id=tracker.client_id)
-    wait_for(lambda: (tracker.sync(), not tracker.alive or tracker.epoch != old_epoch)[1], 5, message="loss seen")
-    assert tracker.epoch != old_epoch or len(tracker.cache) == 0
-    wait_for(lambda: tracker.alive, 10, message="tracking back")
+    wait_for(lambda: (tracker.sync(), not tracker.alive)[1], 5, message="loss seen")
+    assert len(tracker.cache) == 0  # cleared ...
+    for _ in range(3):
+        assert doc(get(PROFILE, warm))["id"] == warm.fan.pk  # ... still served, from Redis ...
+    assert len(tracker.cache) == 0  # ... and not filled while nothing reports changes
+    monkeypatch.setattr(tracker, "_connect", reconnect)
+    wait_for(lambda: tracker.alive and tracker.epoch != old_epoch, 10, message="tracking back")
     # Data connections re-register with the new invalidation connection: still exact.
     get(PROFILE, warm)
     Subscription.objects.filter(profile=warm.fan).delete()

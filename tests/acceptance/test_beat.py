@@ -1,0 +1,71 @@
+"""A real `celery beat` (the DatabaseScheduler, schedules as `migrate` made them, intervals
+shortened) and a real worker run the time-driven rebuilds, the sweeper and the EPG rollover."""
+import sys
+import zoneinfo
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTasks
+
+from core import keys
+from core.models import Profile, Subscription
+from schedules import beat
+from tests.waiting import wait_for
+from workers import coalesce
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BEAT = [sys.executable, "-m", "celery", "-A", "workers", "beat", "--loglevel", "INFO"]
+
+
+@pytest.fixture
+def every_second():
+    """The declared schedules (created by migrate for the test database), run every second."""
+    beat.sync()
+    second, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.SECONDS)
+    assert PeriodicTask.objects.filter(task__in=[s.task for s in beat.SCHEDULES]).update(interval=second) == 3
+    PeriodicTasks.update_changed()
+
+
+def quiet_isp_change(profile_id, isp_id):
+    """A change no trigger or signal announces: only the sweeper's re-send can bring it."""
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SET LOCAL session_replication_role = replica")
+        cur.execute("UPDATE core_profile SET isp_id = %s WHERE id = %s", [isp_id, profile_id])
+
+
+def test_beat_runs_the_time_driven_rebuilds_the_sweeper_and_the_rollover(
+    catalogue, redis_client, purge_queues, start_proc, every_second
+):
+    c = catalogue
+    start_proc("worker")
+    p = Profile.objects.create(region=c["eu"], isp=c["fibra"])
+    s = Subscription.objects.create(profile=p, plan=c["premium"], starts_at=c["now"] - c["hour"],
+                                    expires_at=timezone.now() + c["hour"])
+    q = Profile.objects.create(region=c["eu"], isp=c["fibra"])
+    wait_for(lambda: redis_client.hget(keys.profile_key(p.pk), "subscriptions") == b'["premium"]', message="cached")
+    wait_for(lambda: redis_client.hget(keys.profile_key(q.pk), "isp") == b"fibra", message="cached")
+
+    # 1. A subscription that ends in a few seconds; no relay runs, so only beat can flip it.
+    expires = timezone.now() + timedelta(seconds=4)
+    Subscription.objects.filter(pk=s.pk).update(expires_at=expires)
+    # 2. A producer that died after claiming q: its marker is old, its change unannounced.
+    quiet_isp_change(q.pk, c["cable"].pk)
+    redis_client.hset(keys.dirty_key("profile"), q.pk, f"csdead:{coalesce.now_ms() - 10 * coalesce.CLAIM_STALE_MS}")
+    # 3. A missing EPG fragment of today.
+    day = timezone.now().astimezone(zoneinfo.ZoneInfo("Europe/London")).date().isoformat()
+    fragment = keys.epg_fragment_key("Europe/London", day, c["news"].pk)
+    redis_client.delete(fragment)
+
+    beat_proc = start_proc("beat", BEAT, ready="beat: Starting")
+    wait_for(lambda: redis_client.hget(keys.profile_key(q.pk), "isp") == b"cable", timeout=30,
+             message="the sweeper re-sent the dead producer's claim")
+    wait_for(lambda: redis_client.exists(fragment), timeout=30, message="the rollover rebuilt the fragment")
+    wait_for(lambda: redis_client.hget(keys.profile_key(p.pk), "subscriptions") == b"[]", timeout=30,
+             message="the expiry flipped the entry")
+    assert int(redis_client.hget(keys.profile_key(p.pk), "built_at")) / 1000 >= expires.timestamp()
+    log = beat_proc.output()
+    for task in ("prewarm.schedule_due", "prewarm.sweep_dirty", "prewarm.epg_rollover"):
+        assert "Sending due task" in log and task in log, task
