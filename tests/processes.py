@@ -1,8 +1,18 @@
 """The tests' child processes: web readiness, and a shutdown that needs SIGKILL fails the test."""
+import sys
+
 import pytest
 
 from config import web
 from tools import procs
+
+
+def celery_argv(queues="invalidate,warmup", concurrency=2):
+    """A worker as the Procfile runs one, minus the cluster chatter tests do not need."""
+    return [
+        sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues, "-c", str(concurrency),
+        "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO",
+    ]
 
 
 def stop_or_fail(children, grace=procs.STOP_GRACE):

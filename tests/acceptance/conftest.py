@@ -5,7 +5,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.processes import stop_or_fail
+from tests.processes import celery_argv, stop_or_fail
 from tests.waiting import ROOT
 from tools import procs
 
@@ -29,13 +29,6 @@ def service_env(django_db_setup):
         DJANGO_SETTINGS_MODULE="config.settings",  # the product's settings, as deployed
     )
     return env
-
-
-def celery_argv(queues="invalidate,warmup", concurrency=2):
-    return [
-        sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues, "-c", str(concurrency),
-        "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO",
-    ]
 
 
 @pytest.fixture

@@ -99,7 +99,7 @@ def test_views_over_http(server, world):
 # -- schemathesis: every documented operation, valid and invalid data ------------------
 
 
-# Loaded from the file the server serves (test_api.py checks /api/schema serves it): the
+# Loaded from the file the server serves (test_api_views.py checks /api/schema serves it): the
 # lazy fixture loader of schemathesis does not work with pytest 9.
 schema = schemathesis.openapi.from_path(ROOT / "api" / "openapi.yaml")
 

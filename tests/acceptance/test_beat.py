@@ -5,13 +5,13 @@ import zoneinfo
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTasks
 
 from core import keys
 from core.models import Profile, Subscription
 from schedules import beat
+from tests.rows import quiet_isp_change
 from tests.waiting import wait_for
 from workers import coalesce
 
@@ -27,13 +27,6 @@ def every_second():
     second, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.SECONDS)
     assert PeriodicTask.objects.filter(task__in=[s.task for s in beat.SCHEDULES]).update(interval=second) == 3
     PeriodicTasks.update_changed()
-
-
-def quiet_isp_change(profile_id, isp_id):
-    """A change no trigger or signal announces: only the sweeper's re-send can bring it."""
-    with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("SET LOCAL session_replication_role = replica")
-        cur.execute("UPDATE core_profile SET isp_id = %s WHERE id = %s", [isp_id, profile_id])
 
 
 def test_beat_runs_the_time_driven_rebuilds_the_sweeper_and_the_rollover(

@@ -3,10 +3,10 @@ two rebuilds, never one per change, and the relay merges many outbox rows into o
 import sys
 
 import pytest
-from django.db import connection, transaction
 
 from core import keys
 from core.models import OutboxEvent, Profile
+from tests.rows import bulk_profiles
 from tests.waiting import wait_for
 from workers import relay
 from workers.app import INVALIDATE_QUEUE, app
@@ -78,14 +78,7 @@ def test_a_burst_while_the_worker_runs_costs_far_fewer_rebuilds_than_changes(
 
 def test_the_relay_merges_many_rows_into_one_task(catalogue, redis_client, purge_queues, start_proc):
     c = catalogue
-    with transaction.atomic(), connection.cursor() as cur:  # 300 profiles no trigger announces
-        cur.execute("SET LOCAL session_replication_role = replica")
-        cur.execute(
-            "INSERT INTO core_profile (region_id, isp_id, version) SELECT %s, %s, 1 FROM generate_series(1, 300)"
-            " RETURNING id",
-            [c["eu"].pk, c["fibra"].pk],
-        )
-        ids = [r[0] for r in cur.fetchall()]
+    ids = bulk_profiles(c, 300)
     start_clean()
     with relay.connect() as conn, conn.transaction():  # 300 statements, 300 outbox rows, one commit
         for pk in ids:

@@ -8,6 +8,8 @@ import pytest
 
 from core import keys, metrics
 from core.models import Licence, OutboxEvent, Profile, Programme, Subscription
+from tests.processes import celery_argv
+from tests.rows import bulk_profiles
 from tests.waiting import wait_for
 from workers import relay
 from workers.app import app
@@ -34,27 +36,6 @@ def raw_sql(*statements):
     with relay.connect() as conn:
         for sql, params in statements:
             conn.execute(sql, params)
-
-
-def bulk_profiles(catalogue, n, plan=None):
-    """n profiles (and a subscription each when plan is given) without per-row events."""
-    from django.db import connection, transaction
-
-    with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("SET LOCAL session_replication_role = replica")
-        cur.execute(
-            "INSERT INTO core_profile (region_id, isp_id, version) SELECT %s, %s, 1 FROM generate_series(1, %s)"
-            " RETURNING id",
-            [catalogue["eu"].pk, catalogue["fibra"].pk, n],
-        )
-        ids = [r[0] for r in cur.fetchall()]
-        if plan:
-            cur.execute(
-                "INSERT INTO core_subscription (profile_id, plan_id, starts_at)"
-                " SELECT unnest(%s::bigint[]), %s, now() - interval '1 day'",
-                [ids, catalogue[plan].pk],
-            )
-    return ids
 
 
 def all_subs(client, ids):
@@ -185,9 +166,7 @@ def test_worker_killed_mid_task_loses_nothing(catalogue, redis_client, purge_que
 
     ids = bulk_profiles(catalogue, 6000, plan="sports")
     fast = dict(PREWARM_BROKER_VISIBILITY_TIMEOUT="3")
-    worker = start_proc("worker", [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "invalidate",
-                                   "-c", "1", "--without-gossip", "--without-mingle", "--without-heartbeat",
-                                   "--loglevel", "INFO"], **fast)
+    worker = start_proc("worker", celery_argv("invalidate", 1), **fast)
     start_proc("relay", **fast)
     Subscription.objects.filter(profile_id__in=ids).update(expires_at=catalogue["now"] - catalogue["hour"])
     worker.wait_for_output("'written': 500", timeout=30)  # one batch done, more held

@@ -9,6 +9,7 @@ from django.db import connection
 
 from core import keys
 from core.models import Profile
+from tests.processes import celery_argv
 from tests.waiting import wait_for
 from workers import relay
 
@@ -88,8 +89,7 @@ def set_connections(allowed: bool):
 def test_postgres_refusing_the_relay_and_worker_then_back_converges(catalogue, redis_client, purge_queues, start_proc):
     c = catalogue
     # One pool process: its connection is certainly among those Postgres ends.
-    one_child = [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "invalidate", "-c", "1",
-                 "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO"]
+    one_child = celery_argv("invalidate", 1)
     worker = start_proc("worker", one_child)
     rel = start_proc("relay", relay_argv(*LONG_POLL))
     by_signal = Profile.objects.create(region=c["eu"], isp=c["fibra"])

@@ -4,26 +4,15 @@ import subprocess
 import sys
 
 import pytest
-from django.db import connection, transaction
 
 from core import keys, warmup
 from core.models import Channel, Profile
+from tests.rows import bulk_profiles
 from tests.waiting import ROOT, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SPANS = 4  # profiles spread over this many of warmup.SPAN-sized id spans
-
-
-def bulk_profiles(catalogue, n: int) -> list[int]:
-    with transaction.atomic(), connection.cursor() as cur:  # no per-row events
-        cur.execute("SET LOCAL session_replication_role = replica")
-        cur.execute(
-            "INSERT INTO core_profile (region_id, isp_id, version) SELECT %s, %s, 1 FROM generate_series(1, %s)"
-            " RETURNING id",
-            [catalogue["eu"].pk, catalogue["fibra"].pk, n],
-        )
-        return [r[0] for r in cur.fetchall()]
 
 
 def cached(client, ids) -> int:

@@ -3,25 +3,14 @@ import pickle
 
 import orjson
 import pytest
-from django.db import connection, transaction
 from kombu import Connection, Exchange, Producer
 
 from core import keys
+from tests.rows import bulk_profiles
 from workers.app import INVALIDATE_QUEUE, app
 from workers.events import REBUILD_TASK
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def quiet_profile(catalogue) -> int:
-    """A committed profile that no trigger or signal announces: only our messages rebuild it."""
-    with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("SET LOCAL session_replication_role = replica")
-        cur.execute(
-            "INSERT INTO core_profile (region_id, isp_id, version) VALUES (%s, %s, 1) RETURNING id",
-            [catalogue["eu"].pk, catalogue["fibra"].pk],
-        )
-        return cur.fetchone()[0]
 
 
 def publish_raw(body: bytes, content_type: str, encoding: str, task_id: str):
@@ -36,7 +25,7 @@ def publish_raw(body: bytes, content_type: str, encoding: str, task_id: str):
 
 def test_a_pickled_task_is_refused_and_a_json_one_runs(catalogue, redis_client, purge_queues, start_proc):
     worker = start_proc("worker")
-    victim = quiet_profile(catalogue)
+    [victim] = bulk_profiles(catalogue, 1)  # only our messages rebuild it
     args = (("profile", [victim], None), {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None})
     publish_raw(pickle.dumps(args), "application/x-python-serialize", "binary", "pickled-1")
     worker.wait_for_output("untrusted content of type pickle")
