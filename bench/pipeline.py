@@ -135,9 +135,12 @@ def fanout() -> dict:
         conn.execute("DELETE FROM core_licence_isps WHERE licence_id = ANY(%s)", [[r[0] for r in saved]])
         conn.execute("DELETE FROM core_licence WHERE channel_id = %s", [channel.id])
     members = {code: client().smembers(keys.region_classes_key(code)) for code in regions}
-    from core.services import class_from_member
+    from core.services import COMPLETE_MEMBER, class_from_member
 
-    class_keys = [keys.class_key(class_from_member(code, m).id) for code, ms in members.items() for m in ms]
+    class_keys = [
+        keys.class_key(class_from_member(code, m).id)
+        for code, ms in members.items() for m in ms if m != COMPLETE_MEMBER
+    ]
 
     def all_blocked():
         pipe = client().pipeline(transaction=False)

@@ -30,6 +30,10 @@ from .redis_conn import client
 log = logging.getLogger(__name__)
 
 SEP = "\x1f"
+# In a region's class set only when the set was filled from Postgres. Eviction drops a whole
+# key, and the next profile rebuild then starts a new set with one member and no marker:
+# a set without it may be missing classes, so a region rebuild asks Postgres instead.
+COMPLETE_MEMBER = b"\x00complete"
 
 
 @dataclass
@@ -147,16 +151,17 @@ def rebuild_regions(region_ids: Iterable[int] | None = None, *, now: datetime | 
     now = now or utcnow()
     total = Outcome()
     for head in selectors.region_heads(None if region_ids is None else set(region_ids)):
-        members = client().smembers(keys.region_classes_key(head[1]))
-        if members:
-            classes = [class_from_member(head[1], m) for m in members]
+        set_key = keys.region_classes_key(head[1])
+        members = client().smembers(set_key)
+        if COMPLETE_MEMBER in members:
+            classes = [class_from_member(head[1], m) for m in members if m != COMPLETE_MEMBER]
         else:
-            # The set is gone (evicted under allkeys-lru, or never built): ask Postgres, so
-            # no class entry is left stale, and remember the answer.
+            # The set is gone or partial (evicted under allkeys-lru, then restarted by one
+            # profile rebuild; or never built): ask Postgres, so no class entry is left
+            # stale, and remember the answer as complete.
             found = selectors.region_classes(head[0], now)
             classes = [EntitlementClass(head[1], isp, frozenset(plans)) for isp, plans in found]
-            if classes:
-                client().sadd(keys.region_classes_key(head[1]), *[class_member(c) for c in classes])
+            client().sadd(set_key, *[class_member(c) for c in classes], COMPLETE_MEMBER)
         if classes:
             outcome = _write_classes(head, classes, now)
             total.written += outcome.written

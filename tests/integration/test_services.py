@@ -146,4 +146,25 @@ def test_licence_change_after_the_class_set_was_evicted_still_rebuilds_classes(c
     Licence.objects.filter(channel=catalogue["sport1"], region=catalogue["eu"]).delete()
     assert services.rebuild_regions([catalogue["eu"].pk]).written == 1
     assert class_data(redis_client, cls_id)["denied"]["sport1"] == "geo_blocked"
+    members = redis_client.smembers(keys.region_classes_key("EU-WEST"))
+    assert services.COMPLETE_MEMBER in members and len(members) == 2  # remembered, as complete
+
+
+def test_a_class_set_restarted_by_one_profile_after_eviction_still_rebuilds_every_class(catalogue, redis_client):
+    """Eviction drops the set; the next profile rebuild starts a new one holding its own class
+    only. A region-wide change must still reach the other classes (issue: never stale, 2)."""
+    c = catalogue
+    fan = Profile.objects.create(region=c["eu"], isp=c["fibra"])
+    Subscription.objects.create(profile=fan, plan=c["sports"], starts_at=c["now"] - c["hour"])
+    other = Profile.objects.create(region=c["eu"], isp=c["cable"])
+    Subscription.objects.create(profile=other, plan=c["sports"], starts_at=c["now"] - c["hour"])
+    services.rebuild_profiles([fan.pk, other.pk])
+    services.rebuild_regions([c["eu"].pk])  # the set is complete now
+    classes = {pk: redis_client.hget(keys.profile_key(pk), "class").decode() for pk in (fan.pk, other.pk)}
+    redis_client.delete(keys.region_classes_key("EU-WEST"))  # what allkeys-lru may do
+    services.rebuild_profiles([fan.pk])  # restarts the set with the fan's class alone
     assert redis_client.scard(keys.region_classes_key("EU-WEST")) == 1
+    Licence.objects.filter(channel=c["sport1"], region=c["eu"]).delete()
+    assert services.rebuild_regions([c["eu"].pk]).written == 2
+    for cls_id in classes.values():
+        assert class_data(redis_client, cls_id)["denied"]["sport1"] == "geo_blocked"
