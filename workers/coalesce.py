@@ -9,7 +9,9 @@ Producers skip queued ids and other producers' fresh claims, so an ORM change an
 both the signal path and the relay is usually queued once. The relay never trusts another
 relay's claim (it may have died mid-batch; its rows are being re-read). A web process that
 dies between claiming and publishing leaves a claim that goes stale after CLAIM_STALE_MS;
-the sweeper in workers.tasks (beat, every 30 s) then re-queues it: late, never lost.
+one whose publish fails leaves it stale at once (the relay may have deleted its row on the
+strength of that claim). The sweeper in workers.tasks (beat, every 30 s) then re-queues
+it: late, never lost.
 """
 from __future__ import annotations
 
@@ -49,14 +51,16 @@ end
 return out
 """
 
-# ARGV: now_ms, token, mode ('q' = mark queued, 'd' = drop), ids. Acts only on this
-# producer's own claims: a task that already started has cleared the marker.
+# ARGV: now_ms, token, mode ('q' = mark queued, 'd' = drop, 'a' = abandon: keep the claim
+# but dated 0, i.e. stale at once), ids. Acts only on this producer's own claims: a task
+# that already started has cleared the marker.
 _SETTLE = """
 local mine = 'c' .. ARGV[2] .. ':'
 for i = 4, #ARGV do
   local cur = redis.call('HGET', KEYS[1], ARGV[i])
   if cur and string.sub(cur, 1, #mine) == mine then
     if ARGV[3] == 'q' then redis.call('HSET', KEYS[1], ARGV[i], 'q' .. ARGV[1])
+    elseif ARGV[3] == 'a' then redis.call('HSET', KEYS[1], ARGV[i], mine .. '0')
     else redis.call('HDEL', KEYS[1], ARGV[i]) end
   end
 end
@@ -95,8 +99,15 @@ def queued(kind: str, ids: list[int], token: str) -> None:
 
 
 def unclaim(kind: str, ids: list[int], token: str) -> None:
-    """Publishing failed: drop this producer's claims so the next event sends."""
+    """Publishing failed and the caller keeps its event: drop this producer's claims."""
     _settle(kind, ids, token, "d")
+
+
+def abandon(kind: str, ids: list[int], token: str) -> None:
+    """Publishing failed and nothing else keeps the event (another producer may have skipped
+    these ids for our claim): leave the claims stale at once, for the next producer or the
+    sweeper to take over."""
+    _settle(kind, ids, token, "a")
 
 
 def release(kind: str, ids: Iterable[int]) -> None:

@@ -43,7 +43,13 @@ def publish(kind: str, ids: Iterable[int], committed_at: float | None, *, relay:
             sent += chunk
             tasks += 1
     except Exception:
-        coalesce.unclaim(kind, fresh[len(sent) :], token)
+        unsent = fresh[len(sent) :]
+        if relay:
+            coalesce.unclaim(kind, unsent, token)  # its outbox rows stay: the relay's retry sends them
+        else:
+            # The relay may have skipped these ids for our claim and deleted its rows: leave
+            # the claims stale, so the next producer takes them over and the sweeper re-sends.
+            coalesce.abandon(kind, unsent, token)
         raise
     finally:
         coalesce.queued(kind, sent, token)

@@ -70,6 +70,44 @@ def test_failed_publish_drops_only_its_own_claims(clean):
     assert clean.hlen(keys.dirty_key("profile")) == 0
 
 
+def test_an_abandoned_claim_is_stale_at_once_and_only_its_owner_can_abandon_it(clean):
+    coalesce.claim("profile", [3, 4], "sa")
+    coalesce.abandon("profile", [3, 4], "sb")  # not sb's claims: untouched, still fresh
+    assert coalesce.stale("profile") == [] and coalesce.claim("profile", [3, 4], "sc") == []
+    coalesce.abandon("profile", [3, 4], "sa")
+    assert sorted(coalesce.stale("profile")) == [3, 4]
+    assert coalesce.claim("profile", [3, 4], "sc") == [3, 4]  # the next producer takes them over
+
+
+def test_a_web_publish_that_fails_after_the_relay_trusted_its_claim_is_resent_by_the_sweeper(
+    catalogue, clean, monkeypatch
+):
+    """Never stale, 3: the relay skips a web process's fresh claim and deletes its row; if
+    that web process's publish then fails, the sweeper must still find the id."""
+    from workers.tasks import sweep_dirty
+
+    p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
+    app.connection_for_write().default_channel.queue_purge("invalidate")
+    clean.delete(keys.dirty_key("profile"))
+    OutboxEvent.objects.all().delete()
+    Profile.objects.filter(pk=p.pk).update(isp=catalogue["cable"])  # the change's outbox row
+
+    def relay_runs_then_the_broker_refuses(*args, **kwargs):
+        # Between the web process's claim and its send, the relay drains the row: it trusts
+        # the fresh claim, sends nothing, deletes the row. Then the web's send fails.
+        with relay.connect() as conn:
+            assert relay.drain(conn) == 1
+        raise KombuOperationalError("broker down")
+
+    monkeypatch.setattr(app, "send_task", relay_runs_then_the_broker_refuses)
+    with pytest.raises(KombuOperationalError):
+        events.publish("profile", [p.pk], None)  # the signal path's publish
+    monkeypatch.undo()
+    assert queued() == 0 and not OutboxEvent.objects.exists()  # no task, no row ...
+    assert sweep_dirty() == 1  # ... yet the sweeper (beat, every 30 s) finds the id
+    assert queued() == 1
+
+
 def test_queued_markers_go_stale_later_than_claims(clean):
     coalesce.claim("profile", [9], "sa")
     coalesce.queued("profile", [9], "sa")
