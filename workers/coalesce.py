@@ -117,6 +117,15 @@ def release(kind: str, ids: Iterable[int]) -> None:
         client().hdel(keys.dirty_key(kind), *ids)
 
 
+def leave_for_sweeper(kind: str, ids: Iterable[int]) -> None:
+    """A rebuild failed after its task released these ids: mark them stale at once (unless a
+    newer marker is there: its task will rebuild them), so the sweeper re-sends them."""
+    pipe = client().pipeline(transaction=False)
+    for i in ids:
+        pipe.hsetnx(keys.dirty_key(kind), i, "cfailed:0")
+    pipe.execute()
+
+
 def stale(kind: str, *, now: int | None = None) -> list[int]:
     """Ids whose marker outlived its state: a producer died, or a task was lost."""
     now = now if now is not None else now_ms()

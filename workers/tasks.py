@@ -29,7 +29,17 @@ def rebuild(kind: str, ids: list[int], committed_at: float | None = None) -> dic
     """Rebuild the entries of one event batch (invalidation queue, latency first)."""
     # Clear markers first: an event from now on queues another rebuild after this one.
     coalesce.release(kind, ids)
-    outcome = _REBUILDERS[kind](ids)
+    try:
+        outcome = _REBUILDERS[kind](ids)
+    except Exception:
+        # The markers are gone, and this attempt may be the last (an error that is not
+        # retried, retries used up, a soft time limit): leave the ids for the sweeper. A
+        # retry that succeeds clears them again when it starts.
+        try:
+            coalesce.leave_for_sweeper(kind, ids)
+        except Exception:
+            log.warning("could not mark %d %s ids for the sweeper", len(ids), kind, exc_info=True)
+        raise
     lag.observe(committed_at, count=max(1, len(ids)))
     return vars(outcome)
 

@@ -202,3 +202,28 @@ def test_relay_logs_each_batch_at_debug_level(catalogue, clean, caplog):
         assert relay.drain_once(conn) == rows
     [line] = [r.getMessage() for r in caplog.records if r.name == "prewarm.relay"]
     assert re.fullmatch(rf"relayed {rows} rows: profile 3 ids; 1 tasks published in \d+\.\d ms", line), line
+
+
+def test_a_rebuild_that_fails_without_retry_leaves_its_ids_for_the_sweeper(catalogue, clean, monkeypatch):
+    """Never stale, 4: the task released the markers before reading; an error that is not
+    retried (READONLY after a failover, OOM, BUSY) must not lose the event."""
+    import redis as redis_lib
+
+    from workers.tasks import sweep_dirty
+
+    def readonly(ids):
+        raise redis_lib.ResponseError("READONLY You can't write against a read only replica.")
+
+    monkeypatch.setitem(tasks._REBUILDERS, "profile", readonly)
+    coalesce.claim("profile", [41], "sa")
+    coalesce.queued("profile", [41], "sa")
+    with pytest.raises(redis_lib.ResponseError):
+        tasks.rebuild.apply(("profile", [41], None), throw=True)
+    assert coalesce.stale("profile") == [41]
+    monkeypatch.undo()
+    app.connection_for_write().default_channel.queue_purge("invalidate")
+    assert sweep_dirty() == 1 and queued() == 1
+    coalesce.claim("profile", [42], "sb")
+    coalesce.queued("profile", [42], "sb")
+    tasks.rebuild.apply(("profile", [42], None), throw=True)  # a rebuild that works leaves nothing
+    assert not clean.hexists(keys.dirty_key("profile"), 42)
