@@ -103,6 +103,13 @@ def call(commands: list[tuple], *, tracked: bool) -> tuple[list, bool]:
             _uncover(conn)
         trip(str(exc))
         raise
+    except BaseException:
+        # redis-py drops the socket on any exception (MemoryError, an interrupt) and the next
+        # send would reconnect untracked, often on the same fd number: lose the coverage here.
+        if covering:
+            _uncover(conn)
+        conn.close()
+        raise
     if prefix:
         if isinstance(replies[0], ReplyError):
             conn.tracking_epoch = None

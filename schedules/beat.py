@@ -53,11 +53,8 @@ def sync(schedules=SCHEDULES, using: str = "default") -> int:
         interval, _ = IntervalSchedule.objects.using(using).get_or_create(
             every=item.seconds, period=IntervalSchedule.SECONDS
         )
+        declared = dict(task=item.task, interval=interval, queue=item.queue, description=item.description)
         PeriodicTask.objects.using(using).update_or_create(
-            name=item.name,
-            defaults=dict(task=item.task, interval=interval, queue=item.queue, description=item.description),
-            create_defaults=dict(
-                task=item.task, interval=interval, queue=item.queue, description=item.description, enabled=True
-            ),
+            name=item.name, defaults=declared, create_defaults={**declared, "enabled": True}
         )
     return len(schedules)

@@ -27,13 +27,15 @@ app.conf["CELERY_DB_REUSE_MAX"] = DB_REUSE_MAX_TASKS
 
 
 @task_postrun.connect
-def _drop_broken_db_connections(**kwargs):
+def _drop_broken_db_connections(sender=None, **kwargs):
     """With the reuse above, the fixup no longer closes an unusable connection after a task:
     a connection that Postgres ended (restart, failover, pg_terminate_backend) would fail
     every later task and retry in this process. After a task whose queries failed, do what
     Django does between requests. A successful task costs one attribute check."""
     from django.db import connections
 
+    if sender is not None and getattr(sender.request, "is_eager", False):
+        return  # run inline (tests, apply()): the caller's connection and transaction, not ours
     for conn in connections.all(initialized_only=True):
         if conn.errors_occurred:
             conn.close_if_unusable_or_obsolete()

@@ -127,6 +127,18 @@ def test_a_failure_trips_the_breaker_uncovers_and_is_not_retried(fake, monkeypat
     assert conn.calls[-1] == (TRACKING_ON, ("GET", "k")) and covered
 
 
+def test_a_non_redis_exception_mid_call_uncovers_and_closes_the_connection(fake):
+    """redis-py closes its socket on any exception; the next send would reconnect untracked."""
+    conn, tracker = fake
+    redis_reads.call([("GET", "k")], tracked=True)
+    closed = conn.closed
+    conn.fail = MemoryError()
+    with pytest.raises(MemoryError):
+        redis_reads.call([("GET", "k")], tracked=True)
+    assert tracker.uncovered == [conn] and conn.closed == closed + 1
+    assert redis_reads.down() is None  # not a Redis fault: the breaker stays closed
+
+
 def test_an_uncovered_connection_fails_without_telling_the_tracker(fake):
     conn, tracker = fake
     conn.fail = RedisDown("cannot connect to Redis: refused")
