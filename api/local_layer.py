@@ -63,8 +63,11 @@ def gauges() -> metrics.LocalGauges:
 
 
 def _forget_after_fork() -> None:
-    # The thread did not survive the fork and the socket is the parent's: start afresh.
+    # The thread did not survive the fork and the socket is the parent's: start afresh. A
+    # lock held by another parent thread at the fork would stay held here forever: a new one.
+    global _state_lock
     _state.clear()
+    _state_lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

@@ -49,6 +49,7 @@ def _uncover(conn: RedisConn) -> None:
 def _forget_after_fork() -> None:
     global _local
     _local = threading.local()  # the parent's sockets are not ours to use
+    _breaker.update(until=0.0, error=None)  # nor its view of Redis: this process has not tried yet
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

@@ -171,3 +171,22 @@ def test_hgetall_map():
     assert redis_reads.hgetall_map([]) == {}
     with pytest.raises(RedisDown, match="WRONGTYPE"):
         redis_reads.hgetall_map(ResponseError("WRONGTYPE Operation against a key"))
+
+
+def test_a_forked_child_starts_with_no_connection_no_open_breaker_and_a_free_lock():
+    import os
+
+    redis_reads.trip("Redis read failed: reset")
+    with local_layer._state_lock:  # held by this thread while another one forks
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report what it inherited, then leave at once
+            ok = redis_reads.down() is None and local_layer._state_lock.acquire(timeout=1)
+            os.write(write, b"1" if ok and getattr(redis_reads._local, "conn", None) is None else b"0")
+            os._exit(0)
+    os.waitpid(pid, 0)
+    answer = os.read(read, 1)
+    os.close(read)
+    os.close(write)
+    redis_reads._breaker.update(until=0.0, error=None)
+    assert answer == b"1"
