@@ -89,17 +89,9 @@ def drop_prefix() -> int:
     warm-up's writes."""
     from django.conf import settings
 
-    from core.redis_conn import client
+    from core.redis_conn import unlink_prefix
 
-    r, n, batch = client(), 0, []
-    for key in r.scan_iter(match=f"{settings.PREWARM_KEY_PREFIX}:*", count=10_000):
-        batch.append(key)
-        if len(batch) == 10_000:
-            n += r.unlink(*batch)
-            batch.clear()
-    if batch:
-        n += r.unlink(*batch)
-    return n
+    return unlink_prefix(settings.PREWARM_KEY_PREFIX)
 
 
 def child(name: str, argv: list[str], env: dict[str, str], ready: str | None = None) -> procs.Proc:

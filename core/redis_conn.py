@@ -22,3 +22,20 @@ def client() -> redis.Redis:
 def reset() -> None:
     """Forget the cached client (tests that change REDIS_URL, forked processes)."""
     client.cache_clear()
+
+
+UNLINK_BATCH = 10_000
+
+
+def unlink_prefix(prefix: str) -> int:
+    """Delete every key under `prefix:` (SCAN and UNLINK in batches, never KEYS or FLUSHDB:
+    other prefixes and the broker may share the database); returns how many went."""
+    r, gone, batch = client(), 0, []
+    for key in r.scan_iter(match=f"{prefix}:*", count=UNLINK_BATCH):
+        batch.append(key)
+        if len(batch) >= UNLINK_BATCH:
+            gone += r.unlink(*batch)
+            batch.clear()
+    if batch:
+        gone += r.unlink(*batch)
+    return gone

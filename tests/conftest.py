@@ -33,19 +33,11 @@ def pytest_report_header(config):
 def redis_client():
     """The cache client, with this session's keys cleared before the test."""
     from core import keys
-    from core.redis_conn import client
+    from core.redis_conn import client, unlink_prefix
 
-    c = client()
-    batch: list[bytes] = []
     # In batches: after a bulk test this session's keys number 100k; one DEL each took minutes.
-    for key in c.scan_iter(match=f"{keys.prefix()}:*", count=1000):
-        batch.append(key)
-        if len(batch) >= 1000:
-            c.unlink(*batch)
-            batch.clear()
-    if batch:
-        c.unlink(*batch)
-    return c
+    unlink_prefix(keys.prefix())
+    return client()
 
 
 @pytest.fixture

@@ -183,3 +183,22 @@ def test_bad_input_exits_non_zero_with_one_line():
     result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode != 0
     assert result.stderr.strip() == "CommandError: --profiles must be 0 or more, got -5"
+
+
+def test_reset_drops_the_old_data_sets_entries_so_the_warm_up_can_write(redis_client):
+    """Never stale, 7: ids restart at 1 after --reset; the old entries' versions and tombstones
+    would refuse every write of the next warm-up."""
+    from core import keys, services
+
+    seed()
+    services.rebuild_profiles([1, 2])
+    services.store().tombstone_many([keys.profile_key(2)], 10**15)  # the old profile 2 was deleted
+    redis_client.hset(keys.profile_key(1), "version", 10**9)  # the old profile 1 was edited a lot
+    out = seed(reset=True, seed=7)
+    assert "entries of the old data set dropped" in out
+    call_command("warm", "--all", "--jobs", "1", stdout=StringIO())
+    for pk in (1, 2):
+        entry = redis_client.hgetall(keys.profile_key(pk))
+        assert b"deleted" not in entry
+        assert entry[b"region"].decode() == Profile.objects.get(pk=pk).region.code
+        assert int(entry[b"version"]) == Profile.objects.get(pk=pk).version

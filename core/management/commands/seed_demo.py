@@ -77,10 +77,28 @@ class Command(BaseCommand):
             f"seeded {bulk:,} rows in {elapsed:.1f} s ({bulk / elapsed:,.0f} rows/s): "
             + ", ".join(f"{n:,} {name}" for name, n in counts.items())
         )
+        if reset:
+            self._forget_old_entries()
         if triggers and replica:
             self.stdout.write(f"{triggers} cache-feeding trigger(s) were skipped: run `manage.py warm --all` next")
         else:
             self.stdout.write("the cache is cold: run `manage.py warm --all` for a full warm-up")
+
+    def _forget_old_entries(self):
+        """The old data set's entries describe rows that are gone, and their versions (above the
+        new rows') and tombstones would refuse every write of the warm-up that follows."""
+        import redis
+
+        from core import keys, redis_conn
+
+        try:
+            gone = redis_conn.unlink_prefix(keys.prefix())
+        except redis.RedisError as exc:
+            raise CommandError(
+                f"seeded, but the old cache entries could not be dropped ({exc}); with Redis up, run"
+                " `manage.py seed_demo --reset` again"
+            ) from None
+        self.stdout.write(f"  cache: {gone:,} entries of the old data set dropped")
 
     def seed(self, cursor, *, profiles, channels, days, seed, now):
         channel_specs = demo_data.make_channels(seed, channels)
