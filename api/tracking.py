@@ -213,14 +213,17 @@ class Tracker:
         closes Redis stops reporting changes to the keys read through it."""
         fd = conn.fileno()
         with self._covered_lock:
-            kept = tuple((f, r) for f, r in self._covered if r() not in (None, conn))
-            self._covered = (*kept, (fd, weakref.ref(conn, self._collected)))
+            self._covered = (*self._watched_except(conn), (fd, weakref.ref(conn, self._collected)))
 
     def uncover(self, conn) -> None:
         """`conn` closed after reads this tracker covered: the next sync clears the cache."""
         with self._covered_lock:
-            self._covered = tuple((f, r) for f, r in self._covered if r() not in (None, conn))
+            self._covered = self._watched_except(conn)
         self._uncovered = True
+
+    def _watched_except(self, conn) -> tuple:
+        """The watched connections still alive, less `conn` (caller holds _covered_lock)."""
+        return tuple((f, r) for f, r in self._covered if r() not in (None, conn))
 
     def _collected(self, _ref) -> None:
         # A data connection went with its thread. Maybe inside the GC: set a flag, take no lock.
@@ -236,6 +239,6 @@ class Tracker:
     def _drop_uncovered(self) -> None:
         self._uncovered = False  # before the clear: a close after it is seen next time
         with self._covered_lock:
-            self._covered = tuple((f, r) for f, r in self._covered if r() is not None)
+            self._covered = self._watched_except(None)
         self.cache.clear()
         log.info("a data connection closed: local cache cleared")
