@@ -18,6 +18,12 @@ def _rows(sql: str, params=()) -> list[tuple]:
         return cur.fetchall()
 
 
+def db_now() -> datetime:
+    """Postgres' clock: every rebuild, wherever it runs, dates its entries and decides time
+    windows by the one clock that also orders the writes, not by its host's."""
+    return _rows("SELECT now()")[0][0]
+
+
 def profile_facts(ids: Iterable[int]) -> dict[int, ProfileFacts]:
     """Facts for the given profile ids; ids with no row are simply absent."""
     ids = sorted(set(ids))
