@@ -7,7 +7,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -83,16 +83,22 @@ def _count(family: str, outcome: Outcome) -> None:
     )
 
 
-def rebuild_profiles(ids: Iterable[int], *, now: datetime | None = None) -> Outcome:
-    ids = set(ids)
-    now = now or utcnow()
-    built = epoch_ms(now)
+def profile_entries(ids: Iterable[int], now: datetime) -> tuple[dict[int, Entry], dict[int, EntitlementClass]]:
+    """What the profile entries of these ids must hold now (absent ids: no row), built in
+    memory: the rebuild writes them, the verifier compares them."""
     facts = selectors.profile_facts(ids)
     classes = {pid: profile_class(f, now) for pid, f in facts.items()}
-    entries = {pid: build_profile(f, now, classes[pid]) for pid, f in facts.items()}
+    return {pid: build_profile(f, now, classes[pid]) for pid, f in facts.items()}, classes
+
+
+def rebuild_profiles(ids: Iterable[int], *, now: datetime | None = None) -> Outcome:
+    ids = set(ids)
+    now = now or selectors.db_now()
+    built = epoch_ms(now)
+    entries, classes = profile_entries(ids, now)
     _warn_if_not_compact(entries)
     outcome = _tally(Outcome(), store().write_many(((keys.profile_key(p), e) for p, e in entries.items()), built))
-    gone = ids - facts.keys()
+    gone = ids - entries.keys()
     store().tombstone_many((keys.profile_key(p) for p in gone), built)
     outcome.deleted = len(gone)
     _ensure_classes(set(classes.values()), now)
@@ -137,18 +143,24 @@ def _ensure_classes(classes: set[EntitlementClass], now: datetime) -> None:
             _write_classes(head, region_classes, now)
 
 
-def _write_classes(head: tuple[int, str, str, int], classes: list[EntitlementClass], now: datetime) -> Outcome:
+def class_entries(
+    head: tuple[int, str, str, int], classes: Iterable[EntitlementClass], now: datetime
+) -> dict[str, Entry]:
+    """class id -> what its entry must hold now, for classes of the region `head` names."""
     region_id, _code, tz, version = head  # version first: the rows below are at least as new
     channels = selectors.channels()
     licences = selectors.licences([region_id])
-    entries = [(keys.class_key(c.id), build_class(c, tz, version, channels, licences, now)) for c in classes]
-    outcome = _tally(Outcome(), store().write_many(entries, epoch_ms(now)))
-    return outcome
+    return {c.id: build_class(c, tz, version, channels, licences, now) for c in classes}
+
+
+def _write_classes(head: tuple[int, str, str, int], classes: list[EntitlementClass], now: datetime) -> Outcome:
+    entries = class_entries(head, classes, now)
+    return _tally(Outcome(), store().write_many(((keys.class_key(c), e) for c, e in entries.items()), epoch_ms(now)))
 
 
 def rebuild_regions(region_ids: Iterable[int] | None = None, *, now: datetime | None = None) -> Outcome:
     """Rebuild every known entitlement class of the regions: work per class, not per viewer."""
-    now = now or utcnow()
+    now = now or selectors.db_now()
     total = Outcome()
     for head in selectors.region_heads(None if region_ids is None else set(region_ids)):
         set_key = keys.region_classes_key(head[1])
@@ -176,25 +188,44 @@ def epg_days(tz: str, now: datetime) -> list:
     return [today + timedelta(days=d) for d in range(-1, settings.PREWARM_EPG_DAYS_AHEAD + 1)]
 
 
-def rebuild_epg(channel_ids: Iterable[int], *, now: datetime | None = None) -> Outcome:
-    """Rewrite the EPG fragments of these channels for every kept (time zone, day)."""
-    ids = set(channel_ids)
-    now = now or utcnow()
-    built = epoch_ms(now)
-    heads = selectors.channel_heads(ids)  # versions first
-    windows = [(tz, day) for tz in selectors.timezones() for day in epg_days(tz, now)]
-    if not windows:
-        return Outcome()
+def epg_windows(now: datetime) -> list[tuple[str, date]]:
+    """Every kept (time zone in use, local day)."""
+    return [(tz, day) for tz in selectors.timezones() for day in epg_days(tz, now)]
+
+
+def epg_entries(
+    channel_ids: Iterable[int], windows: list[tuple[str, date]], now: datetime
+) -> tuple[dict[str, Entry], set[int]]:
+    """Fragment key -> what it must hold, for these channels and windows; and the ids of
+    the channels that exist."""
+    heads = selectors.channel_heads(set(channel_ids))  # versions first
+    present = {c.id for c, _ in heads}
+    if not windows or not heads:
+        return {}, present
     start = now - timedelta(days=3)
     end = now + timedelta(days=settings.PREWARM_EPG_DAYS_AHEAD + 3)
     progs = selectors.programmes([c.id for c, _ in heads], start, end)
-    entries = []
-    for channel, version in heads:
-        for tz, day in windows:
-            frag = build_epg_fragment(channel, progs.get(channel.id, ()), day, tz)
-            entries.append((keys.epg_fragment_key(tz, day.isoformat(), channel.id), _fragment_entry(version, frag)))
-    outcome = _tally(Outcome(), store().write_many(entries, built))
-    gone = ids - {c.id for c, _ in heads}
+    entries = {
+        keys.epg_fragment_key(tz, day.isoformat(), channel.id): _fragment_entry(
+            version, build_epg_fragment(channel, progs.get(channel.id, ()), day, tz)
+        )
+        for channel, version in heads
+        for tz, day in windows
+    }
+    return entries, present
+
+
+def rebuild_epg(channel_ids: Iterable[int], *, now: datetime | None = None) -> Outcome:
+    """Rewrite the EPG fragments of these channels for every kept (time zone, day)."""
+    ids = set(channel_ids)
+    now = now or selectors.db_now()
+    built = epoch_ms(now)
+    windows = epg_windows(now)
+    if not windows:
+        return Outcome()
+    entries, present = epg_entries(ids, windows, now)
+    outcome = _tally(Outcome(), store().write_many(entries.items(), built))
+    gone = ids - present
     store().tombstone_many(
         (keys.epg_fragment_key(tz, day.isoformat(), cid) for cid in gone for tz, day in windows), built
     )
