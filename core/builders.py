@@ -22,6 +22,8 @@ class ProfileFacts:
     isp: str
     tz: str
     subscriptions: tuple[SubscriptionTerm, ...] = ()
+    # The region's version as read with the profile: its class entries must be at least as new.
+    region_version: int = 0
 
 
 @dataclass(frozen=True, slots=True)

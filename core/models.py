@@ -14,6 +14,14 @@ from .validation import CODE_PATTERN, CODE_RULE
 code_validator = RegexValidator(rf"^{CODE_PATTERN}\Z", f"Use {CODE_RULE}")
 
 
+class NextVersion(models.Func):
+    """The next value of the one sequence that numbers every version (see core.triggers):
+    a row's versions grow across deletes and re-inserts, even when triggers are skipped."""
+
+    template = "nextval('prewarm_version_seq')"
+    output_field = models.BigIntegerField()
+
+
 def validate_timezone(value: str) -> None:
     try:
         zoneinfo.ZoneInfo(value)
@@ -27,7 +35,7 @@ class Region(models.Model):
     timezone = models.CharField(max_length=64, validators=[validate_timezone], default="UTC")
     # Bumped by a trigger whenever anything behind this region's entitlement classes
     # changes (licences, channel packages); cached class entries carry it.
-    version = models.BigIntegerField(default=1, db_default=1, editable=False)
+    version = models.BigIntegerField(db_default=NextVersion(), editable=False)
 
     def __str__(self):
         return self.code
@@ -56,7 +64,7 @@ class Channel(models.Model):
     # No plan at all means the channel is free to anyone licensed in the region.
     plans = models.ManyToManyField(Plan, blank=True, related_name="channels")
     # Bumped by a trigger on every change to the channel or its programmes (EPG fragments).
-    epg_version = models.BigIntegerField(default=1, db_default=1, editable=False)
+    epg_version = models.BigIntegerField(db_default=NextVersion(), editable=False)
 
     class Meta:
         ordering = ["number"]
@@ -98,7 +106,7 @@ class Profile(models.Model):
     isp = models.ForeignKey(Isp, on_delete=models.PROTECT, related_name="profiles")
     # Bumped by a trigger on every change to the profile or its subscriptions, so a
     # rebuild that read older rows can never overwrite a newer cache entry.
-    version = models.BigIntegerField(default=1, db_default=1, editable=False)
+    version = models.BigIntegerField(db_default=NextVersion(), editable=False)
 
     def __str__(self):
         return f"profile {self.pk}"
@@ -158,3 +166,22 @@ class OutboxEvent(models.Model):
 
     def __str__(self):
         return f"{self.kind}:{len(self.ids)}"
+
+
+class DeletedRow(models.Model):
+    """Written by the DELETE and TRUNCATE triggers: a deleted row's last version. The rebuild
+    that finds the row gone dates its tombstone with it, so the tombstone refuses late writes
+    of the old row but not the next row inserted with the same id."""
+
+    kind = models.CharField(max_length=16)
+    row_id = models.BigIntegerField()
+    version = models.BigIntegerField()
+    deleted_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "prewarm_deleted"
+        constraints = [models.UniqueConstraint(fields=["kind", "row_id"], name="prewarm_deleted_once")]
+        indexes = [models.Index(fields=["deleted_at"], name="prewarm_deleted_at")]
+
+    def __str__(self):
+        return f"{self.kind}:{self.row_id}@{self.version}"

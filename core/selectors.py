@@ -30,7 +30,7 @@ def profile_facts(ids: Iterable[int]) -> dict[int, ProfileFacts]:
     if not ids:
         return {}
     heads = _rows(
-        """SELECT p.id, p.version, r.code, i.code, r.timezone
+        """SELECT p.id, p.version, r.code, i.code, r.timezone, r.version
              FROM core_profile p JOIN core_region r ON r.id = p.region_id JOIN core_isp i ON i.id = p.isp_id
             WHERE p.id = ANY(%s)""",
         [ids],
@@ -44,9 +44,19 @@ def profile_facts(ids: Iterable[int]) -> dict[int, ProfileFacts]:
     ):
         subs[profile_id].append(SubscriptionTerm(plan, starts_at, expires_at))
     return {
-        pid: ProfileFacts(pid, version, region, isp, tz, tuple(subs.get(pid, ())))
-        for pid, version, region, isp, tz in heads
+        pid: ProfileFacts(pid, version, region, isp, tz, tuple(subs.get(pid, ())), region_version)
+        for pid, version, region, isp, tz, region_version in heads
     }
+
+
+def deleted_versions(kind: str, ids: Iterable[int]) -> dict[int, int]:
+    """The last version of each deleted row (kind: 'profile' or 'channel'); 0 when not
+    recorded (never existed, deleted with triggers off, or pruned)."""
+    ids = sorted(set(ids))
+    if not ids:
+        return {}
+    found = dict(_rows("SELECT row_id, version FROM prewarm_deleted WHERE kind = %s AND row_id = ANY(%s)", [kind, ids]))
+    return {i: found.get(i, 0) for i in ids}
 
 
 def region_heads(ids: Iterable[int] | None = None) -> list[tuple[int, str, str, int]]:

@@ -83,25 +83,32 @@ def _count(family: str, outcome: Outcome) -> None:
     )
 
 
+def _build_profiles(ids: Iterable[int], now: datetime):
+    facts = selectors.profile_facts(ids)
+    classes = {pid: profile_class(f, now) for pid, f in facts.items()}
+    entries = {pid: build_profile(f, now, classes[pid]) for pid, f in facts.items()}
+    region_versions = {f.region: f.region_version for f in facts.values()}
+    return entries, classes, region_versions
+
+
 def profile_entries(ids: Iterable[int], now: datetime) -> tuple[dict[int, Entry], dict[int, EntitlementClass]]:
     """What the profile entries of these ids must hold now (absent ids: no row), built in
     memory: the rebuild writes them, the verifier compares them."""
-    facts = selectors.profile_facts(ids)
-    classes = {pid: profile_class(f, now) for pid, f in facts.items()}
-    return {pid: build_profile(f, now, classes[pid]) for pid, f in facts.items()}, classes
+    entries, classes, _ = _build_profiles(ids, now)
+    return entries, classes
 
 
 def rebuild_profiles(ids: Iterable[int], *, now: datetime | None = None) -> Outcome:
     ids = set(ids)
     now = now or selectors.db_now()
     built = epoch_ms(now)
-    entries, classes = profile_entries(ids, now)
+    entries, classes, region_versions = _build_profiles(ids, now)
     _warn_if_not_compact(entries)
     outcome = _tally(Outcome(), store().write_many(((keys.profile_key(p), e) for p, e in entries.items()), built))
-    gone = ids - entries.keys()
-    store().tombstone_many((keys.profile_key(p) for p in gone), built)
+    gone = selectors.deleted_versions("profile", ids - entries.keys())
+    store().tombstone_many(((keys.profile_key(p), v) for p, v in gone.items()), built)
     outcome.deleted = len(gone)
-    _ensure_classes(set(classes.values()), now)
+    _ensure_classes(set(classes.values()), region_versions, now)
     _count("profile", outcome)
     return outcome
 
@@ -123,17 +130,21 @@ def _warn_if_not_compact(entries: dict[int, Entry]) -> None:
             return
 
 
-def _ensure_classes(classes: set[EntitlementClass], now: datetime) -> None:
-    """Register each class in its region's set and build the ones Redis does not hold."""
+def _ensure_classes(classes: set[EntitlementClass], region_versions: dict[str, int], now: datetime) -> None:
+    """Register each class in its region's set and build the ones Redis does not hold at the
+    region version the profiles were read with (an entry left by a deleted region with the
+    same code, or one whose region rebuild is still on its way)."""
     if not classes:
         return
     ordered = sorted(classes, key=lambda c: c.id)
     pipe = client().pipeline(transaction=False)
     for cls in ordered:
         pipe.sadd(keys.region_classes_key(cls.region), class_member(cls))
-        pipe.exists(keys.class_key(cls.id))
-    found = pipe.execute()[1::2]
-    missing = [cls for cls, exists in zip(ordered, found) if not exists]
+        pipe.hget(keys.class_key(cls.id), "version")
+    held = pipe.execute()[1::2]
+    missing = [
+        cls for cls, version in zip(ordered, held) if version is None or int(version) < region_versions[cls.region]
+    ]
     by_region: dict[str, list[EntitlementClass]] = defaultdict(list)
     for cls in missing:
         by_region[cls.region].append(cls)
@@ -225,9 +236,10 @@ def rebuild_epg(channel_ids: Iterable[int], *, now: datetime | None = None) -> O
         return Outcome()
     entries, present = epg_entries(ids, windows, now)
     outcome = _tally(Outcome(), store().write_many(entries.items(), built))
-    gone = ids - present
+    gone = selectors.deleted_versions("channel", ids - present)
     store().tombstone_many(
-        (keys.epg_fragment_key(tz, day.isoformat(), cid) for cid in gone for tz, day in windows), built
+        ((keys.epg_fragment_key(tz, day.isoformat(), cid), v) for cid, v in gone.items() for tz, day in windows),
+        built,
     )
     outcome.deleted = len(gone)
     _count("epg", outcome)

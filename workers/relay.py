@@ -10,6 +10,7 @@ from collections import defaultdict
 import psycopg
 from django.db import connection
 
+from core.cache_store import TOMBSTONE_TTL
 from core.triggers import NOTIFY_CHANNEL
 
 from . import events
@@ -81,7 +82,8 @@ def drain(conn: psycopg.Connection, batch_rows: int = BATCH_ROWS) -> int:
 
 
 class Vacuumer:
-    """Counts relayed rows and vacuums the outbox every VACUUM_EVERY_ROWS of them."""
+    """Counts relayed rows and, every VACUUM_EVERY_ROWS of them, vacuums the outbox and forgets
+    deleted rows' versions older than any tombstone (every delete also relays a row)."""
 
     def __init__(self, every: int = VACUUM_EVERY_ROWS):
         self.every, self.pending = every, 0
@@ -91,6 +93,15 @@ class Vacuumer:
         if self.pending >= self.every:
             self.pending = 0
             conn.execute("VACUUM (SKIP_LOCKED) prewarm_outbox")
+            prune_deleted(conn)
+
+
+def prune_deleted(conn: psycopg.Connection) -> int:
+    """Drop the deleted-row versions whose tombstones have expired; returns rows dropped."""
+    cur = conn.execute(
+        "DELETE FROM prewarm_deleted WHERE deleted_at < now() - make_interval(secs => %s)", [TOMBSTONE_TTL]
+    )
+    return cur.rowcount
 
 
 def run(stop: threading.Event, *, batch_rows: int = BATCH_ROWS, poll: float = POLL_SECONDS) -> None:
@@ -102,7 +113,8 @@ def run(stop: threading.Event, *, batch_rows: int = BATCH_ROWS, poll: float = PO
                 listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
                 log.info("relay listening on %s; catching up", NOTIFY_CHANNEL)
                 caught_up = drain(worker, batch_rows)
-                log.info("caught up: %d outbox rows relayed", caught_up)
+                log.info("caught up: %d outbox rows relayed, %d old deletions forgotten", caught_up,
+                         prune_deleted(worker))
                 backoff = 0.5
                 vacuum = Vacuumer()
                 while not stop.is_set():

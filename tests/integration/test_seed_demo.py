@@ -37,7 +37,11 @@ def checksum():
     parts = []
     with connection.cursor() as cursor:
         for table in TABLES:
-            cursor.execute(f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t.id), '')) FROM {table} t")
+            # Versions are numbered by one sequence across seeds: bookkeeping, not demo data.
+            cursor.execute(
+                "SELECT count(*), md5(coalesce(string_agg((to_jsonb(t) - 'version' - 'epg_version')::text, '|'"
+                f" ORDER BY t.id), '')) FROM {table} t"
+            )
             parts.append(cursor.fetchone())
     return parts
 
@@ -192,7 +196,7 @@ def test_reset_drops_the_old_data_sets_entries_so_the_warm_up_can_write(redis_cl
 
     seed()
     services.rebuild_profiles([1, 2])
-    services.store().tombstone_many([keys.profile_key(2)], 10**15)  # the old profile 2 was deleted
+    services.store().tombstone_many([(keys.profile_key(2), 10**9)], 10**15)  # the old profile 2 was deleted
     redis_client.hset(keys.profile_key(1), "version", 10**9)  # the old profile 1 was edited a lot
     out = seed(reset=True, seed=7)
     assert "entries of the old data set dropped" in out

@@ -3,7 +3,7 @@ from datetime import timedelta
 
 import orjson
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from core import keys, selectors, services
 from core.builders import build_profile, epoch_ms, profile_class
@@ -71,10 +71,116 @@ def test_deleted_profile_leaves_a_tombstone_a_late_rebuild_cannot_resurrect(cata
     services.rebuild_profiles([pk])
     assert profile_entry(redis_client, pk).get("deleted") == b"1"
     assert 0 < redis_client.ttl(keys.profile_key(pk)) <= 24 * 3600
+    # A rebuild that read the row before it went, landing late, even built "later".
     late = build_profile(old_facts, catalogue["now"])
-    late = type(late)(late.version + 100, late.fields)
-    assert services.store().write_many([(keys.profile_key(pk), late)], epoch_ms(catalogue["now"])) == [False]
+    assert services.store().write_many([(keys.profile_key(pk), late)], epoch_ms(catalogue["now"]) + 10**9) == [False]
     assert profile_entry(redis_client, pk).get("deleted") == b"1"
+
+
+def reinsert(pk, region, isp):
+    with connection.cursor() as cur:
+        cur.execute("INSERT INTO core_profile (id, region_id, isp_id) VALUES (%s, %s, %s)", [pk, region.pk, isp.pk])
+
+
+def test_a_row_inserted_again_with_a_deleted_id_is_served_at_once(catalogue, redis_client):
+    """Never stale, 7: the tombstone refused every write for 24 h (404 for a day)."""
+    p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
+    pk = p.pk
+    services.rebuild_profiles([pk])
+    p.delete()
+    services.rebuild_profiles([pk])
+    assert profile_entry(redis_client, pk).get("deleted") == b"1"
+    reinsert(pk, catalogue["us"], catalogue["cheap"])
+    assert services.rebuild_profiles([pk]).written == 1
+    entry = profile_entry(redis_client, pk)
+    assert "deleted" not in entry and entry["region"] == b"US-EAST"
+    assert redis_client.ttl(keys.profile_key(pk)) == -1  # no longer expires like a tombstone
+    # A tombstone for the old row arriving late does not hide the new one.
+    services.store().tombstone_many([(keys.profile_key(pk), selectors.deleted_versions("profile", [pk])[pk])], 0)
+    assert "deleted" not in profile_entry(redis_client, pk)
+
+
+def test_delete_and_insert_in_one_transaction_moves_the_version_on(catalogue, redis_client):
+    """Never stale, 7: the new row's version restarted at 1, and the old, higher one won."""
+    p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
+    pk = p.pk
+    for _ in range(3):  # a row edited a few times has a version above a new row's first
+        Profile.objects.filter(pk=pk).update(isp=catalogue["fibra"])
+    services.rebuild_profiles([pk])
+    old_version = Profile.objects.get(pk=pk).version
+    with transaction.atomic():
+        Profile.objects.filter(pk=pk).delete()
+        reinsert(pk, catalogue["us"], catalogue["cheap"])
+    assert Profile.objects.get(pk=pk).version > old_version
+    services.rebuild_profiles([pk])
+    assert profile_entry(redis_client, pk)["region"] == b"US-EAST"
+
+
+def test_a_renamed_region_moves_its_profiles_versions_so_no_clock_decides(catalogue, redis_client):
+    """Never stale, 6: a region code change emitted profile events without moving a version,
+    so a rebuild with the old code built on a host with a fast clock won the tie."""
+    p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
+    services.rebuild_profiles([p.pk])
+    before = selectors.profile_facts([p.pk])[p.pk]
+    with connection.cursor() as cur:
+        cur.execute("UPDATE core_region SET code = 'EU-NORTH' WHERE id = %s", [catalogue["eu"].pk])
+    after = selectors.profile_facts([p.pk])[p.pk]
+    assert after.version > before.version and after.region == "EU-NORTH"
+    services.rebuild_profiles([p.pk])
+    fast_clock = epoch_ms(catalogue["now"]) + 3600 * 1000 * 24
+    stale = build_profile(before, catalogue["now"])
+    assert services.store().write_many([(keys.profile_key(p.pk), stale)], fast_clock) == [False]
+    assert profile_entry(redis_client, p.pk)["region"] == b"EU-NORTH"
+
+
+@pytest.mark.parametrize(
+    ("sql", "field", "expected"),
+    [
+        ("UPDATE core_isp SET code = 'fibra2' WHERE code = 'fibra'", "isp", b"fibra2"),
+        ("UPDATE core_region SET timezone = 'Europe/Paris' WHERE code = 'EU-WEST'", "tz", b"Europe/Paris"),
+        ("UPDATE core_plan SET code = 'sport' WHERE code = 'sports'", "subscriptions", b'["sport"]'),
+    ],
+)
+def test_every_name_a_profile_embeds_moves_its_version(catalogue, redis_client, sql, field, expected):
+    p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
+    Subscription.objects.create(profile=p, plan=catalogue["sports"], starts_at=catalogue["now"] - catalogue["hour"])
+    services.rebuild_profiles([p.pk])
+    version = Profile.objects.get(pk=p.pk).version
+    with connection.cursor() as cur:
+        cur.execute(sql)
+    assert Profile.objects.get(pk=p.pk).version > version
+    services.rebuild_profiles([p.pk])
+    assert profile_entry(redis_client, p.pk)[field] == expected
+
+
+def test_rebuilds_take_postgres_clock_not_their_hosts(catalogue, redis_client, monkeypatch):
+    p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
+    monkeypatch.setattr(services, "utcnow", lambda: catalogue["now"] + timedelta(days=365))  # a host far ahead
+    with connection.cursor() as cur:
+        cur.execute("SELECT (extract(epoch FROM now()) * 1000)::bigint")
+        db_ms = cur.fetchone()[0]
+    services.rebuild_profiles([p.pk])
+    assert abs(int(profile_entry(redis_client, p.pk)["built_at"]) - db_ms) < 60_000
+
+
+def test_a_new_region_with_an_old_code_rebuilds_the_class_entries_it_finds(catalogue, redis_client):
+    """A class entry left by a deleted region with the same code existed, so the profile
+    rebuild kept it: the old region's channels."""
+    from core.models import Region
+
+    old = Region.objects.create(code="ZZ", name="Old", timezone="UTC")
+    Licence.objects.create(channel=catalogue["news"], region=old)
+    p = Profile.objects.create(region=old, isp=catalogue["fibra"])
+    services.rebuild_profiles([p.pk])
+    class_id = profile_entry(redis_client, p.pk)["class"].decode()
+    assert class_data(redis_client, class_id)["allowed"] == ["news"]
+    p.delete()
+    old.delete()
+    new = Region.objects.create(code="ZZ", name="New", timezone="UTC")  # no licences: nothing allowed
+    q = Profile.objects.create(region=new, isp=catalogue["fibra"])
+    services.rebuild_profiles([q.pk])
+    assert profile_entry(redis_client, q.pk)["class"].decode() == class_id
+    assert class_data(redis_client, class_id)["allowed"] == []
 
 
 def test_licence_change_costs_work_per_class_not_per_viewer(catalogue, redis_client):
