@@ -127,7 +127,7 @@ STATEMENT_TRIGGERS = {
         " PERFORM prewarm_emit('channel', ARRAY(SELECT id FROM core_channel)); " + _TOUCH_ALL_REGIONS,
     },
     # Which channels a plan opens: every region's classes.
-    "core_channel_plans": {event: _TOUCH_ALL_REGIONS for event in ("INSERT", "UPDATE", "DELETE", "TRUNCATE")},
+    "core_channel_plans": dict.fromkeys(("INSERT", "UPDATE", "DELETE", "TRUNCATE"), _TOUCH_ALL_REGIONS),
     "core_licence": {
         "INSERT": "UPDATE core_region SET version = version WHERE id IN (SELECT region_id FROM n);",
         "UPDATE": "UPDATE core_region SET version = version"
