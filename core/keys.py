@@ -52,6 +52,16 @@ def dirty_key(kind: str) -> str:
     return f"{prefix()}:dirty:{kind}"
 
 
+def edge_key(kind: str, at: int) -> str:
+    """Set: ids whose rebuild at epoch second `at` is queued (workers.edges sends each once)."""
+    return f"{prefix()}:edge:{kind}:{at}"
+
+
+def edges_scanned_key() -> str:
+    """String: epoch seconds up to which beat's schedule_due has queued every edge."""
+    return f"{prefix()}:edges:scanned"
+
+
 def warm_done_key(scope: str) -> str:
     """Set: the id spans a warm-up of this scope has finished (so it can resume)."""
     return f"{prefix()}:warm:done:{scope}"

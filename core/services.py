@@ -6,7 +6,7 @@ import functools
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -41,6 +41,20 @@ class Outcome:
     written: int = 0
     refused: int = 0  # an entry already held newer data
     deleted: int = 0
+    # epoch second -> ids whose entries change then with no write (their `valid_until`)
+    edges: dict[int, set[int]] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        return {"written": self.written, "refused": self.refused, "deleted": self.deleted}
+
+
+def _edges(entries: dict[int, Entry]) -> dict[int, set[int]]:
+    out: dict[int, set[int]] = defaultdict(set)
+    for i, entry in entries.items():
+        if at := entry.fields.get("valid_until"):
+            # valid_until is the moment floored to the second: it has passed by the next one.
+            out[int(at) + 1].add(i)
+    return dict(out)
 
 
 def utcnow() -> datetime:
@@ -105,6 +119,7 @@ def rebuild_profiles(ids: Iterable[int], *, now: datetime | None = None) -> Outc
     entries, classes, region_versions = _build_profiles(ids, now)
     _warn_if_not_compact(entries)
     outcome = _tally(Outcome(), store().write_many(((keys.profile_key(p), e) for p, e in entries.items()), built))
+    outcome.edges = _edges(entries)
     gone = selectors.deleted_versions("profile", ids - entries.keys())
     store().tombstone_many(((keys.profile_key(p), v) for p, v in gone.items()), built)
     outcome.deleted = len(gone)
@@ -165,8 +180,11 @@ def class_entries(
 
 
 def _write_classes(head: tuple[int, str, str, int], classes: list[EntitlementClass], now: datetime) -> Outcome:
+    """Write the classes' entries; the outcome's edges are the region's (licence windows)."""
     entries = class_entries(head, classes, now)
-    return _tally(Outcome(), store().write_many(((keys.class_key(c), e) for c, e in entries.items()), epoch_ms(now)))
+    outcome = _tally(Outcome(), store().write_many(((keys.class_key(c), e) for c, e in entries.items()), epoch_ms(now)))
+    outcome.edges = {at: {head[0]} for at in _edges(entries)}
+    return outcome
 
 
 def rebuild_regions(region_ids: Iterable[int] | None = None, *, now: datetime | None = None) -> Outcome:
@@ -189,6 +207,8 @@ def rebuild_regions(region_ids: Iterable[int] | None = None, *, now: datetime | 
             outcome = _write_classes(head, classes, now)
             total.written += outcome.written
             total.refused += outcome.refused
+            for at, ids in outcome.edges.items():
+                total.edges.setdefault(at, set()).update(ids)
     _count("class", total)
     return total
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-REFRESH_SECONDS = 300  # the seed's re-check interval
+from workers.edges import REFRESH_SECONDS  # the seed's re-check interval; edges scan that often
+
 SWEEP_SECONDS = 30
 EPG_ROLLOVER_SECONDS = 3600
 

@@ -2,32 +2,31 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from celery import shared_task
 from django.db import connection
 
-from core import services
-from workers import events
+from core import keys, selectors, services
+from core.redis_conn import client
+from workers import edges, events
 from workers.app import WARMUP_QUEUE
-from workers.tasks import RETRY, rebuild
+from workers.tasks import RETRY
 
-from .beat import REFRESH_SECONDS
-
-# Look a little past the next run so a late beat tick never leaves a gap; stay well under
-# the Redis broker's visibility timeout, or a worker holding an ETA task sees it re-delivered.
-LOOKAHEAD = timedelta(seconds=REFRESH_SECONDS + 60)
+# Beat down for longer than this leaves older edges to the verifier (and to the API, which
+# treats an entry past its `valid_until` as a miss).
+MAX_CATCH_UP = timedelta(days=1)
 
 
-def due_edges(now: datetime, until: datetime) -> dict[tuple[str, datetime], set[int]]:
-    """(kind, moment) -> ids whose subscription or licence window opens or closes in (now, until]."""
+def due_edges(start: datetime, until: datetime) -> dict[tuple[str, datetime], set[int]]:
+    """(kind, moment) -> ids whose subscription or licence window opens or closes in (start, until]."""
     due: dict[tuple[str, datetime], set[int]] = defaultdict(set)
     with connection.cursor() as cur:
         cur.execute(
             """SELECT profile_id, starts_at FROM core_subscription WHERE starts_at > %s AND starts_at <= %s
                UNION ALL
                SELECT profile_id, expires_at FROM core_subscription WHERE expires_at > %s AND expires_at <= %s""",
-            [now, until, now, until],
+            [start, until, start, until],
         )
         for pid, moment in cur.fetchall():
             due[(events.PROFILE, moment)].add(pid)
@@ -35,24 +34,36 @@ def due_edges(now: datetime, until: datetime) -> dict[tuple[str, datetime], set[
             """SELECT region_id, valid_from FROM core_licence WHERE valid_from > %s AND valid_from <= %s
                UNION ALL
                SELECT region_id, valid_until FROM core_licence WHERE valid_until > %s AND valid_until <= %s""",
-            [now, until, now, until],
+            [start, until, start, until],
         )
         for rid, moment in cur.fetchall():
             due[(events.REGION, moment)].add(rid)
     return due
 
 
+def scan(now: datetime) -> int:
+    """Queue the edges from where the last scan ended up to HORIZON ahead; returns tasks sent.
+
+    Anchored at the last scan's end, not at `now`: a late tick (or one after a pause) queues
+    the edges it would have skipped, at once (an ETA in the past runs now).
+    """
+    r = client()
+    scanned = r.get(keys.edges_scanned_key())
+    start = datetime.fromtimestamp(float(scanned), UTC) if scanned is not None else now - edges.HORIZON
+    start = max(start, now - MAX_CATCH_UP)
+    until = now + edges.HORIZON
+    sent = 0
+    for (kind, moment), ids in sorted(due_edges(start, until).items(), key=lambda kv: kv[0][1]):
+        sent += edges.queue(kind, moment, ids)
+    if until.timestamp() > float(scanned or 0):
+        r.set(keys.edges_scanned_key(), until.timestamp())
+    return sent
+
+
 @shared_task(name="prewarm.schedule_due", **RETRY)
 def schedule_due() -> int:
     """Queue one rebuild per (kind, moment, batch) with an ETA at that moment."""
-    now = services.utcnow()
-    sent = 0
-    for (kind, moment), ids in sorted(due_edges(now, now + LOOKAHEAD).items(), key=lambda kv: kv[0][1]):
-        for chunk in events.chunks(sorted(ids)):
-            # committed_at = the moment: lag then measures how late the flip landed.
-            rebuild.apply_async((kind, chunk, moment.timestamp()), eta=moment)
-            sent += 1
-    return sent
+    return scan(selectors.db_now())
 
 
 @shared_task(name="prewarm.epg_rollover", queue=WARMUP_QUEUE, **RETRY)

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import redis
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from core import services
+from core import selectors, services
 
-from . import coalesce, events, lag
+from . import coalesce, edges, events, lag
 from .app import INVALIDATE_QUEUE
 
 log = logging.getLogger(__name__)
@@ -25,12 +26,20 @@ _REBUILDERS = {
 
 
 @shared_task(name=events.REBUILD_TASK, queue=INVALIDATE_QUEUE, **RETRY)
-def rebuild(kind: str, ids: list[int], committed_at: float | None = None) -> dict:
-    """Rebuild the entries of one event batch (invalidation queue, latency first)."""
+def rebuild(kind: str, ids: list[int], committed_at: float | None = None, not_before: float | None = None) -> dict:
+    """Rebuild the entries of one event batch (invalidation queue, latency first).
+
+    `not_before` (an edge's moment, workers.edges): decide time windows as of that moment at
+    least, even when Postgres' clock is behind the worker's that ran the ETA task.
+    """
     # Clear markers first: an event from now on queues another rebuild after this one.
     coalesce.release(kind, ids)
     try:
-        outcome = _REBUILDERS[kind](ids)
+        now = selectors.db_now()
+        if not_before is not None:
+            now = max(now, datetime.fromtimestamp(not_before, UTC))
+        outcome = _REBUILDERS[kind](ids, now=now)
+        edges.queue_soon(kind, outcome.edges, now)
     except Exception:
         # The markers are gone, and this attempt may be the last (an error that is not
         # retried, retries used up, a soft time limit): leave the ids for the sweeper. A
@@ -41,7 +50,7 @@ def rebuild(kind: str, ids: list[int], committed_at: float | None = None) -> dic
             log.warning("could not mark %d %s ids for the sweeper", len(ids), kind, exc_info=True)
         raise
     lag.observe(committed_at, count=max(1, len(ids)))
-    return vars(outcome)
+    return outcome.counts()
 
 
 @shared_task(name="prewarm.sweep_dirty", queue=INVALIDATE_QUEUE, **RETRY)

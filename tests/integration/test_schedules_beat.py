@@ -1,10 +1,18 @@
-"""Beat schedules: synced idempotently; time-driven edges found for the next window."""
+"""Beat schedules: synced idempotently; time-driven edges found for the next window, from
+where the last scan ended, and queued once each through the real broker."""
+import base64
+import json
+from datetime import timedelta
+
 import pytest
 from django_celery_beat.models import PeriodicTask
 
+from core import keys, services
 from core.models import Licence, Profile, Subscription
 from schedules import beat
-from schedules.tasks import due_edges
+from schedules.tasks import due_edges, scan
+from workers import edges, events, tasks
+from workers.app import INVALIDATE_QUEUE, app
 
 pytestmark = pytest.mark.django_db
 
@@ -38,3 +46,64 @@ def test_due_edges_covers_subscriptions_and_licences_in_the_window(catalogue):
         ("profile", now + hour / 2): {q.pk},
         ("region", now + hour / 3): {catalogue["eu"].pk},
     }
+
+
+def queued_rebuilds():
+    """(kind, ids, eta) of every rebuild waiting in the broker's invalidation queue."""
+    out = []
+    with app.connection_for_write() as conn:
+        for raw in conn.default_channel.client.lrange(INVALIDATE_QUEUE, 0, -1):
+            message = json.loads(raw)
+            args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+            assert message["headers"]["task"] == events.REBUILD_TASK
+            out.append((args[0], args[1], message["headers"]["eta"], kwargs.get("not_before")))
+    return out
+
+
+@pytest.fixture
+def broker_queue(redis_client):
+    def purge():
+        with app.connection_for_write() as conn:
+            conn.default_channel.queue_purge(INVALIDATE_QUEUE)
+
+    purge()
+    redis_client.delete(keys.edges_scanned_key())
+    yield
+    purge()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_late_tick_queues_the_edges_the_last_scan_did_not_reach(catalogue, broker_queue):
+    """Never stale, 10: the window was anchored at the moment the task ran."""
+    now = catalogue["now"]
+    scan(now)
+    p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
+    edge = now + edges.HORIZON + timedelta(seconds=30)  # just past the first scan's reach
+    Subscription.objects.create(profile=p, plan=catalogue["basic"], starts_at=now - catalogue["hour"], expires_at=edge)
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(INVALIDATE_QUEUE)  # the signal path's task: not the scan's
+    scan(edge + timedelta(seconds=70))  # beat was 100 s late
+    assert queued_rebuilds() == [("profile", [p.pk], edge.isoformat(), edge.timestamp())]
+    scan(edge + timedelta(seconds=80))
+    assert len(queued_rebuilds()) == 1  # each edge once
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rebuild_queues_an_edge_inside_the_window_already_scanned(catalogue, broker_queue, redis_client):
+    """Never stale, 10: an edge created between two ticks and due before the next one was
+    never scheduled."""
+    now = services.selectors.db_now()
+    scan(now)
+    p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
+    edge = now + timedelta(seconds=60)
+    Subscription.objects.create(profile=p, plan=catalogue["basic"], starts_at=now - catalogue["hour"], expires_at=edge)
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(INVALIDATE_QUEUE)
+    tasks.rebuild.apply(args=("profile", [p.pk]))  # what a worker runs for the subscription's event
+    tasks.rebuild.apply(args=("profile", [p.pk]))  # a second event: the edge is queued once
+    # At the second after the edge (valid_until is stored in whole seconds).
+    at = edge.replace(microsecond=0) + timedelta(seconds=1)
+    assert queued_rebuilds() == [("profile", [p.pk], at.isoformat(), at.timestamp())]
+    # The ETA task decides the window as of that moment, even on a clock that is behind it.
+    tasks.rebuild.apply(args=("profile", [p.pk], at.timestamp()), kwargs={"not_before": at.timestamp()})
+    assert redis_client.hget(keys.profile_key(p.pk), "subscriptions") == b"[]"

@@ -1,0 +1,56 @@
+"""Time edges: moments when an entry's contents change with no write (a subscription or a
+licence window opens or closes), rebuilt by ETA tasks at that moment.
+
+Beat's `schedule_due` scans Postgres for the edges of the next HORIZON, starting where its
+last scan ended (so a late tick skips nothing). An edge created after the scan that covered
+it is scheduled by the rebuild its own write caused: that rebuild writes the entry's next
+edge as `valid_until`, and queues it here when it falls inside HORIZON. Both ask `queue`,
+which sends each (kind, moment, id) once.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from core import keys
+from core.redis_conn import client
+
+from . import events
+from .app import INVALIDATE_QUEUE, app
+
+REFRESH_SECONDS = 300  # beat's scan interval (the seed's re-check interval)
+# Look a little past the next scan so a late tick leaves no gap; stay well under the Redis
+# broker's visibility timeout, or a worker holding an ETA task sees it re-delivered.
+HORIZON = timedelta(seconds=REFRESH_SECONDS + 60)
+
+
+def queue(kind: str, moment: datetime, ids: Iterable[int]) -> int:
+    """Queue rebuilds of `ids` at `moment`, skipping ids already queued for it; returns tasks sent."""
+    ids = sorted(set(ids))
+    if not ids:
+        return 0
+    key = keys.edge_key(kind, int(moment.timestamp()))
+    pipe = client().pipeline(transaction=False)
+    for i in ids:
+        pipe.sadd(key, i)
+    pipe.expireat(key, moment + HORIZON)
+    fresh = [i for i, added in zip(ids, pipe.execute()) if added]
+    at = moment.timestamp()
+    sent = 0
+    for chunk in events.chunks(fresh):
+        # committed_at = the moment: lag then measures how late the flip landed; not_before:
+        # the rebuild decides windows at the moment at least, whatever its clock says.
+        app.send_task(events.REBUILD_TASK, (kind, chunk, at), {"not_before": at}, queue=INVALIDATE_QUEUE, eta=moment)
+        sent += 1
+    return sent
+
+
+def queue_soon(kind: str, edges: dict[int, set[int]], now: datetime) -> int:
+    """Queue the edges (epoch second -> ids) that fall within HORIZON of `now`."""
+    until = now + HORIZON
+    sent = 0
+    for at, ids in sorted(edges.items()):
+        moment = datetime.fromtimestamp(at, UTC)
+        if moment <= until:
+            sent += queue(kind, moment, ids)
+    return sent
