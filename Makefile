@@ -15,7 +15,7 @@ export SEED_PROFILES
 
 .DEFAULT_GOAL := help
 ARGS ?=
-.PHONY: help bootstrap run test services manage psql clean distclean
+.PHONY: help bootstrap run test soak services manage psql clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -35,6 +35,9 @@ run: $(STAMP)  ## servers + migrate + seed + collectstatic + Procfile (PORT=8000
 
 test: $(STAMP)  ## pytest against throw-away servers (PYTEST_ARGS="-k ...")
 	$(DEVSTACK) exec --throwaway -- python -m pytest $(PYTEST_ARGS)
+
+soak: $(STAMP)  ## the long runs (model-based, 20,000 sequences by default): hours
+	$(DEVSTACK) exec --throwaway -- python -m pytest -m soak -s $(PYTEST_ARGS)
 
 services: $(STAMP)  ## only the servers (data in .devstack/); prints the env to use
 	$(DEVSTACK) services

@@ -3,17 +3,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from core import selectors
-from core.builders import (
-    Entry,
-    assemble_epg,
-    build_class,
-    build_epg_fragment,
-    build_profile,
-    epoch_ms,
-    local_day_bounds,
-    profile_class,
-)
+from core import selectors, services
+from core.builders import Entry, assemble_epg, build_epg_fragment, epoch_ms, local_day_bounds
 
 from .entries import ClassEntry, EpgEntry, ProfileEntry, epg_etag, parse_class, parse_profile
 
@@ -25,18 +16,18 @@ def _fields(entry: Entry, built_at: int) -> dict[bytes, bytes]:
 
 
 def viewer(profile_id: int, now: float) -> tuple[ProfileEntry, ClassEntry | None]:
+    """What the rebuild would write for this viewer (services' builds), without writing it."""
     moment = datetime.fromtimestamp(now, UTC)
-    facts = selectors.profile_facts([profile_id]).get(profile_id)
-    if facts is None:
+    entries, classes = services.profile_entries([profile_id], moment)
+    if profile_id not in entries:
         return ProfileEntry(profile_id, True), None
     built = epoch_ms(moment)
-    profile = parse_profile(profile_id, _fields(build_profile(facts, moment), built))
-    head = selectors.region_by_code(facts.region)
+    profile = parse_profile(profile_id, _fields(entries[profile_id], built))
+    cls = classes[profile_id]
+    head = selectors.region_by_code(cls.region)
     if head is None:
         return profile, None
-    region_id, _code, tz, version = head
-    cls = profile_class(facts, moment)
-    entry = build_class(cls, tz, version, selectors.channels(), selectors.licences([region_id]), moment)
+    entry = services.class_entries(head, [cls], moment)[cls.id]
     return profile, parse_class(_fields(entry, built))
 
 

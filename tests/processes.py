@@ -4,6 +4,7 @@ import sys
 import pytest
 
 from config import web
+from tests.waiting import ROOT
 from tools import procs
 
 
@@ -31,3 +32,18 @@ def wait_web(proc, url, timeout=60):
     proc.wait_http(url + "/healthz", timeout)
     for n in range(1, web.WORKERS + 1):
         proc.wait_for_output(f"Started worker-{n}\n", timeout)
+
+
+class WebServer:
+    """`python -m config.web` (granian, as the Procfile runs it) on a free port."""
+
+    def __init__(self, env, log_path):
+        self.port = procs.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**env, "PREWARM_LOG_LEVEL": "WARNING", "HOST": "127.0.0.1", "PORT": str(self.port)}
+        self.proc = procs.spawn("web", [sys.executable, "-m", "config.web"], log_path, cwd=ROOT, env=env)
+        try:
+            wait_web(self.proc, self.url)
+        except procs.ProcessError:
+            self.proc.kill()
+            raise

@@ -1,7 +1,5 @@
 """The API served by granian (2 worker processes) over real HTTP, real Redis and Postgres:
 exact local caches across processes, and schemathesis against the OpenAPI document."""
-import sys
-
 import orjson
 import pytest
 import requests
@@ -11,31 +9,15 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.parameters import ParameterLocation
 
 from core import services
-from tests.processes import stop_or_fail, wait_web
+from tests.processes import WebServer, stop_or_fail
 from tests.waiting import ROOT
-from tools import procs
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.django_db(transaction=True)]
 
 
-class Server:
-    """`python -m config.web` (granian, as the Procfile runs it) on a free port."""
-
-    def __init__(self, env, log_path):
-        self.port = procs.free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**env, "PREWARM_LOG_LEVEL": "WARNING", "HOST": "127.0.0.1", "PORT": str(self.port)}
-        self.proc = procs.spawn("web", [sys.executable, "-m", "config.web"], log_path, cwd=ROOT, env=env)
-        try:
-            wait_web(self.proc, self.url)
-        except procs.ProcessError:
-            self.proc.kill()
-            raise
-
-
 @pytest.fixture(scope="module")
 def server(service_env, tmp_path_factory):
-    srv = Server(service_env, tmp_path_factory.mktemp("granian") / "granian.log")
+    srv = WebServer(service_env, tmp_path_factory.mktemp("granian") / "granian.log")
     yield srv
     stop_or_fail([srv.proc])
 
