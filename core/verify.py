@@ -198,8 +198,8 @@ def _check_batch(job: tuple[list[int], float | None, bool]) -> ProfileBatch:
     return check_profiles(*job)
 
 
-def _batches(ids: list[int], size: int = BATCH) -> list[list[int]]:
-    return [ids[i : i + size] for i in range(0, len(ids), size)]
+def _batches(ids: list[int]) -> list[list[int]]:
+    return [ids[i : i + BATCH] for i in range(0, len(ids), BATCH)]
 
 
 def _run_batches(
@@ -429,7 +429,7 @@ def run(
             candidates[CLASS] = found
             seen_at = time.monotonic()
 
-    # Fragments: every one, or a random sample of the needed ones and of those in Redis.
+    # Fragments: every one, or a random sample of those needed or held.
     if EPG in families:
         stored_keys = _fragment_keys_in_redis()
         wanted = None
@@ -440,8 +440,9 @@ def run(
                 for cid in selectors.channel_ids()
                 for tz, day in services.epg_windows(now)
             }
-            wanted = set(random.sample(sorted(every), min(scope.sample, len(every))))
-            stored_keys = set(random.sample(sorted(stored_keys), min(scope.sample, len(stored_keys))))
+            pool = sorted(every | stored_keys)
+            picked = set(random.sample(pool, min(scope.sample, len(pool))))
+            wanted, stored_keys = picked & every, picked & stored_keys
         report.checked[EPG], found = check_fragments(wanted, stored_keys)
         report.orphans_checked[EPG] = True
         if found:
