@@ -52,23 +52,52 @@ def _sleep(seconds: float) -> None:
 # -- Redis reads -----------------------------------------------------------------------------
 
 
-def _raw_round_trip(commands: list[tuple]) -> list:
-    """Send the commands in one write and read every reply (an error reply as its exception).
+class _Sent:
+    """Commands sent on a pooled connection in one write; their replies read when asked for, so
+    the caller can work while Redis answers (an error reply comes back as its exception).
 
     Measured per profile (two commands): redis-py's pipeline ~24 us to pack, send and parse;
     one packed write and a hiredis Reader on the socket ~4 us. At 1M profiles that is the
     difference between meeting 30 s or not."""
-    pool = redis_conn.client().connection_pool
-    conn = pool.get_connection()
-    try:
-        conn.send_packed_command([b"".join([hiredis.pack_command(c) for c in commands])], check_health=False)
-        replies = _read_replies(conn, len(commands))
-    except BaseException:
-        conn.disconnect()
-        raise
-    finally:
-        pool.release(conn)
-    return replies
+
+    def __init__(self, commands: list[tuple]):
+        self.count = len(commands)
+        self.pool = redis_conn.client().connection_pool
+        self.conn = self.pool.get_connection()
+        self.read = False
+        try:
+            self.conn.send_packed_command([b"".join([hiredis.pack_command(c) for c in commands])], check_health=False)
+        except BaseException:
+            self.close()
+            raise
+
+    def replies(self) -> list:
+        try:
+            replies = _read_replies(self.conn, self.count)
+            self.read = True
+            return replies
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.conn is None:
+            return
+        if not self.read:
+            self.conn.disconnect()  # replies still on the way: the connection is out of step
+        self.pool.release(self.conn)
+        self.conn = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def _raw_round_trip(commands: list[tuple]) -> list:
+    with _Sent(commands) as sent:
+        return sent.replies()
 
 
 def _read_replies(conn, count: int) -> list:
@@ -77,15 +106,18 @@ def _read_replies(conn, count: int) -> list:
     sock = conn._sock
     reader = hiredis.Reader(replyError=redis.ResponseError)
     replies: list = []
-    while len(replies) < count:
-        reply = reader.gets()
-        if reply is False:
-            data = sock.recv(1 << 20)
-            if not data:
-                raise redis.ConnectionError("Redis closed the connection")
-            reader.feed(data)
-            continue
-        replies.append(reply)
+    try:
+        while len(replies) < count:
+            reply = reader.gets()
+            if reply is False:
+                data = sock.recv(1 << 20)
+                if not data:
+                    raise redis.ConnectionError("Redis closed the connection")
+                reader.feed(data)
+                continue
+            replies.append(reply)
+    except OSError as exc:  # a timeout or a reset, as redis-py would name it
+        raise redis.ConnectionError(f"Error reading from Redis: {exc}") from None
     return replies
 
 
@@ -143,19 +175,38 @@ class ProfileBatch:
     classes: set[ClassTuple] = field(default_factory=set)
 
 
+_profile_names: tuple[str, ...] | None = None  # version, deleted, then a profile entry's fields
+
+
+def _profile_reads(entry_keys: list[str], names: tuple[str, ...]) -> list[tuple]:
+    return [c for key in entry_keys for c in (("HMGET", key, *names), ("HLEN", key))]
+
+
 def check_profiles(ids: list[int], grace: float | None = None, compare: bool = True) -> ProfileBatch:
     """Rebuild these profiles in memory and compare them with Redis (ids without a row: their
     entry must be absent or a tombstone). With `grace`, this is the re-check: entries whose
     valid_until passed less than `grace` ago are not drift yet."""
-    now = selectors.db_now()
-    entries, classes = services.profile_entries(ids, now)
-    batch = ProfileBatch(len(ids), classes={_class_tuple(c) for c in set(classes.values())})
-    if not compare or not ids:
-        return batch
-    names = ("version", "deleted", *next(iter(entries.values())).fields) if entries else ("version", "deleted")
+    global _profile_names
+    entry_keys = [keys.profile_key(pid) for pid in ids] if compare else []
+    names = _profile_names
+    # Ask Redis first (with the field names the last batch's entries had) and build meanwhile.
+    sent = _Sent(_profile_reads(entry_keys, names)) if compare and ids and names else None
+    try:
+        now = selectors.db_now()
+        entries, classes = services.profile_entries(ids, now)
+        batch = ProfileBatch(len(ids), classes={_class_tuple(c) for c in set(classes.values())})
+        if not compare or not ids:
+            return batch
+        if entries:
+            _profile_names = ("version", "deleted", *next(iter(entries.values())).fields)
+        if sent is None:
+            names = _profile_names or ("version", "deleted")
+            sent = _Sent(_profile_reads(entry_keys, names))
+        replies = sent.replies()
+    finally:
+        if sent is not None:
+            sent.close()
     field_names = names[2:]
-    entry_keys = [keys.profile_key(pid) for pid in ids]
-    replies = _raw_round_trip([c for key in entry_keys for c in (("HMGET", key, *names), ("HLEN", key))])
     slow: list[int] = []
     width = len(names)  # a right entry holds version, built_at and the build's fields: nothing else
     for n, (pid, values, length) in enumerate(zip(ids, replies[0::2], replies[1::2])):
