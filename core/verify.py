@@ -179,7 +179,10 @@ _profile_names: tuple[str, ...] | None = None  # version, deleted, then a profil
 
 
 def _profile_reads(entry_keys: list[str], names: tuple[str, ...]) -> list[tuple]:
-    return [c for key in entry_keys for c in (("HMGET", key, *names), ("HLEN", key))]
+    # HMGET of the fields a build writes (and `deleted`): what the API reads. A field nobody
+    # writes is seen only when something else differs too (then the whole hash is read); an
+    # HLEN per entry to catch it alone cost ~10% of the pass.
+    return [("HMGET", key, *names) for key in entry_keys]
 
 
 def check_profiles(ids: list[int], grace: float | None = None, compare: bool = True) -> ProfileBatch:
@@ -208,23 +211,21 @@ def check_profiles(ids: list[int], grace: float | None = None, compare: bool = T
             sent.close()
     field_names = names[2:]
     slow: list[int] = []
-    width = len(names)  # a right entry holds version, built_at and the build's fields: nothing else
-    for n, (pid, values, length) in enumerate(zip(ids, replies[0::2], replies[1::2])):
+    for n, (pid, values) in enumerate(zip(ids, replies)):
         entry = entries.get(pid)
-        if entry is None:
-            if length and (isinstance(values, Exception) or values[1] is None):  # live, row gone
+        if isinstance(values, Exception):  # not a hash
+            slow.append(n)
+        elif entry is None:
+            if values[1] is None and any(v is not None for v in values):  # live, and the row is gone
                 slow.append(n)
-        elif length == width and not isinstance(values, Exception):
-            if (
-                values[1] is not None
-                or values[0] != b"%d" % entry.version
-                or values[2:] != list(entry.fields.values())
-                or tuple(entry.fields) != field_names
-            ):
-                slow.append(n)
-        elif not length:
+        elif values[0] is None and all(v is None for v in values):
             batch.findings.append(Finding(PROFILE, MISSING, entry_keys[n], (), "no entry"))
-        else:
+        elif (
+            values[1] is not None
+            or values[0] != b"%d" % entry.version
+            or values[2:] != list(entry.fields.values())
+            or tuple(entry.fields) != field_names
+        ):
             slow.append(n)
     if slow:
         stored = _hgetall([entry_keys[n] for n in slow])
