@@ -108,7 +108,7 @@ def register_local_gauges(provider: Callable[[], LocalGauges]) -> None:
 
 
 def declared_families(store) -> tuple[list, list[str]]:
-    """Families for every declared counter and histogram as `store` holds them, and the parts
+    """Families for every declared counter, gauge and histogram as `store` holds them, and the parts
     that could not be read (for prewarm_scrape_error)."""
     families, failed = [], []
     try:
@@ -119,6 +119,17 @@ def declared_families(store) -> tuple[list, list[str]]:
     else:
         for counter, series in values.items():
             family = CounterMetricFamily(counter.name, counter.help, labels=list(counter.labels))
+            for labels, value in sorted(series.items()):
+                family.add_metric(list(labels), value)
+            families.append(family)
+    try:
+        gauges = metrics.gauge_values(store.gauge_fields())
+    except Exception as exc:
+        log.debug("gauges: %s", exc)
+        failed.append("gauges")
+    else:
+        for gauge, series in gauges.items():
+            family = GaugeMetricFamily(gauge.name, gauge.help, labels=list(gauge.labels))
             for labels, value in sorted(series.items()):
                 family.add_metric(list(labels), value)
             families.append(family)

@@ -1,4 +1,4 @@
-"""`python -m bench pipeline|api ...`: run a scenario, print a table, write a report."""
+"""`python -m bench pipeline|api|verify ...`: run a scenario, print a table, write a report."""
 import argparse
 import sys
 
@@ -17,6 +17,9 @@ def main(argv=None) -> int:
     a.add_argument("--connections", type=int, default=32)
     a.add_argument("--tokens", type=int, default=1000, help="viewer tokens the requests rotate over")
     a.add_argument("--no-wait", action="store_true", help="measure even while tests or benchmarks run")
+    v = sub.add_parser("verify", help="cache_verify --all over the bench data set (1M profiles in <= 30 s)")
+    v.add_argument("--profiles", type=int, default=1_000_000)
+    v.add_argument("--runs", type=int, default=2)
     args = parser.parse_args(argv)
     if args.scenario == "pipeline":
         from . import pipeline
@@ -26,6 +29,10 @@ def main(argv=None) -> int:
         from . import api
 
         api.run(args)
+    elif args.scenario == "verify":
+        from . import verify
+
+        verify.run(args)
     return 0
 
 

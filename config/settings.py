@@ -24,6 +24,14 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+
+
 DEBUG = env_bool("PREWARM_DEBUG", False)
 # Production is the default: only an explicit development flag allows the built-in secret.
 DEV_MODE = env_bool("PREWARM_DEV", False)
@@ -123,6 +131,12 @@ LOGGING = {
 
 # Local days of programme guide kept warm after today (yesterday and today always are).
 PREWARM_EPG_DAYS_AHEAD = env_int("PREWARM_EPG_DAYS_AHEAD", 2)
+
+# cache_verify and the rolling verification: a difference is drift only if it is still there
+# this many seconds later (a write committed a moment ago may not have reached Redis yet).
+PREWARM_VERIFY_GRACE_SECONDS = env_float("PREWARM_VERIFY_GRACE_SECONDS", 5.0)
+# Beat's prewarm.verify_slice covers the whole profile id range once in this many hours.
+PREWARM_VERIFY_CYCLE_HOURS = env_float("PREWARM_VERIFY_CYCLE_HOURS", 24.0)
 
 # Redis broker: a message taken by a worker that dies unacknowledged is re-delivered after
 # this many seconds (RabbitMQ re-delivers at once). Keep it above the task time limit.

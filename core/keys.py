@@ -4,6 +4,8 @@ Every key is `<PREWARM_KEY_PREFIX>:<SCHEMA>:...`. Bump SCHEMA when a payload's s
 changes so old and new code never read each other's bytes. Keys read together share a
 Redis Cluster hash tag (the part in braces).
 """
+from collections.abc import Iterable, Iterator
+
 from django.conf import settings
 
 SCHEMA = "v1"
@@ -80,3 +82,69 @@ def histogram_key(name: str) -> str:
 def histogram_samples_key(name: str) -> str:
     """List: the most recent raw observations of one histogram, newest first."""
     return f"{prefix()}:metrics:histogram:{name}:samples"
+
+
+def gauges_key() -> str:
+    """Hash: every declared gauge (core.metrics), field `<name>:<label values>`."""
+    return f"{prefix()}:metrics:gauges"
+
+
+def verify_cursor_key() -> str:
+    """Hash: where the rolling verification (schedules: prewarm.verify_slice) stands in the
+    profile id range, and when its cycle started."""
+    return f"{prefix()}:verify:cursor"
+
+
+# -- reading entry keys back (the verifier scans Redis for them) ---------------------------
+# Only the exact shapes built above are entries; anything longer (`...:flight`) is not.
+
+
+def profile_key_pattern() -> str:
+    return f"{prefix()}:profile:*"
+
+
+def class_key_pattern() -> str:
+    return f"{prefix()}:class:*"
+
+
+def epg_fragment_pattern() -> str:
+    return f"{prefix()}:epg:*"
+
+
+def _tail(key: bytes | str, family: str) -> str | None:
+    text = key.decode() if isinstance(key, bytes) else key
+    head = f"{prefix()}:{family}:"
+    return text[len(head) :] if text.startswith(head) else None
+
+
+def profile_id_of(key: bytes | str) -> int | None:
+    """The id in a `profile:<id>` key; None for any other key."""
+    tail = _tail(key, "profile")
+    return int(tail) if tail is not None and tail.isascii() and tail.isdigit() else None
+
+
+def profile_ids_of(found: Iterable[bytes]) -> Iterator[int]:
+    """The ids in those of `found` that are `profile:<id>` keys (a million in about a second)."""
+    head = f"{prefix()}:profile:".encode()
+    cut = len(head)
+    for key in found:
+        if key.startswith(head) and (tail := key[cut:]).isdigit():
+            yield int(tail)
+
+
+def class_id_of(key: bytes | str) -> str | None:
+    """The class id in a `class:<class id>` key; None for any other key."""
+    tail = _tail(key, "class")
+    return tail if tail and ":" not in tail else None
+
+
+def epg_fragment_of(key: bytes | str) -> tuple[str, str, int] | None:
+    """(tz, day, channel id) of an `epg:{<tz>|<day>}:<channel id>` key; None for any other key."""
+    tail = _tail(key, "epg")
+    if not tail or not tail.startswith("{") or "}:" not in tail:
+        return None
+    tag, _, channel = tail[1:].partition("}:")
+    tz, sep, day = tag.rpartition("|")
+    if not sep or not tz or not channel.isascii() or not channel.isdigit():
+        return None
+    return tz, day, int(channel)

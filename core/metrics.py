@@ -1,4 +1,4 @@
-"""Every counter and histogram Prewarm exposes, declared once, and the Redis storage they share.
+"""Every counter, gauge and histogram Prewarm exposes, declared once, and the Redis storage they share.
 
 A declaration names the metric as Prometheus shows it, its help text and its labels; the
 storage field or key is derived from that name, so writers and `/metrics` never spell a
@@ -52,6 +52,27 @@ class Counter:
 
     def field(self, values: tuple[str, ...] = ()) -> str:
         """Its field in the counters hash: `rebuilds:profile` for REBUILDS with ("profile",)."""
+        part = _label_part(self.labels, values)
+        return f"{self.short}{SEP}{part}" if self.labels else self.short
+
+
+@dataclass(frozen=True, slots=True)
+class Gauge:
+    """A value that is set, not added to (the last writer wins); Prometheus shows it as `<name>`."""
+
+    name: str
+    help: str
+    labels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+
+    @property
+    def short(self) -> str:
+        return self.name.removeprefix(PREFIX)
+
+    def field(self, values: tuple[str, ...] = ()) -> str:
+        """Its field in the gauges hash, spelt as a counter's."""
         part = _label_part(self.labels, values)
         return f"{self.short}{SEP}{part}" if self.labels else self.short
 
@@ -120,7 +141,7 @@ class Histogram:
         return out
 
 
-METRICS: dict[str, Counter | Histogram] = {}
+METRICS: dict[str, Counter | Gauge | Histogram] = {}
 
 
 def _declare(metric):
@@ -138,19 +159,32 @@ def histograms() -> list[Histogram]:
     return [m for m in METRICS.values() if isinstance(m, Histogram)]
 
 
-def counter_values(raw: Mapping[str, int]) -> dict[Counter, dict[tuple[str, ...], int]]:
-    """The counters hash read back by declaration: {counter: {label values: count}}."""
-    by_short = {c.short: c for c in counters()}
-    out: dict[Counter, dict[tuple[str, ...], int]] = {c: {} for c in by_short.values()}
+def gauges() -> list[Gauge]:
+    return [m for m in METRICS.values() if isinstance(m, Gauge)]
+
+
+def _by_declaration(declared, raw: Mapping[str, float], cast) -> dict:
+    by_short = {m.short: m for m in declared}
+    out: dict = {m: {} for m in by_short.values()}
     for name, value in raw.items():
         short, _, rest = name.partition(SEP)
-        counter = by_short.get(short)
-        if counter is None:
+        metric = by_short.get(short)
+        if metric is None:
             continue  # a field no declaration writes (left by an older version)
-        values = tuple(rest.split(SEP)) if counter.labels else ()
-        if bool(rest) == bool(counter.labels) and len(values) == len(counter.labels):
-            out[counter][values] = int(value)
+        values = tuple(rest.split(SEP)) if metric.labels else ()
+        if bool(rest) == bool(metric.labels) and len(values) == len(metric.labels):
+            out[metric][values] = cast(value)
     return out
+
+
+def counter_values(raw: Mapping[str, int]) -> dict[Counter, dict[tuple[str, ...], int]]:
+    """The counters hash read back by declaration: {counter: {label values: count}}."""
+    return _by_declaration(counters(), raw, int)
+
+
+def gauge_values(raw: Mapping[str, float]) -> dict[Gauge, dict[tuple[str, ...], float]]:
+    """The gauges hash read back by declaration: {gauge: {label values: value}}."""
+    return _by_declaration(gauges(), raw, float)
 
 
 # -- the declarations ----------------------------------------------------------------------
@@ -165,6 +199,15 @@ API_HITS = _declare(Counter("prewarm_api_hits", "Warm reads by layer", ("family"
 API_MISSES = _declare(Counter("prewarm_api_misses", "Reads that had to build the entry", ("family",)))
 API_BUILT = _declare(Counter("prewarm_api_built", "Entries served after a build", ("family",)))
 API_DEGRADED = _declare(Counter("prewarm_api_degraded", "Answers built from Postgres (Redis down)", ("family",)))
+
+# The verifier (core.verify): drift it found, and when the rolling verification last covered
+# every profile id (schedules: prewarm.verify_slice).
+VERIFY_DRIFT = _declare(
+    Counter("prewarm_verify_drift", "Entries the verifier found differing from Postgres", ("family", "kind"))
+)
+VERIFY_LAST_CYCLE = _declare(
+    Gauge("prewarm_verify_last_cycle_timestamp_seconds", "When the rolling verification last finished a full cycle")
+)
 
 INVALIDATION_LAG = _declare(
     Histogram(
@@ -204,8 +247,17 @@ class RedisStore:
             pipe.ltrim(samples, 0, histogram.samples_kept - 1)
         pipe.execute()
 
+    def set(self, values: Iterable[tuple[Gauge, tuple[str, ...], float]]) -> None:
+        """Set each (gauge, label values, value) in one round trip."""
+        mapping = {gauge.field(labels): repr(float(value)) for gauge, labels, value in values}
+        if mapping:
+            client().hset(keys.gauges_key(), mapping=mapping)
+
     def counter_fields(self) -> dict[str, int]:
         return {k.decode(): int(float(v)) for k, v in client().hgetall(keys.counters_key()).items()}
+
+    def gauge_fields(self) -> dict[str, float]:
+        return {k.decode(): float(v) for k, v in client().hgetall(keys.gauges_key()).items()}
 
     def histogram_fields(self, histogram: Histogram) -> dict[str, float]:
         return {k.decode(): float(v) for k, v in client().hgetall(keys.histogram_key(histogram.short)).items()}
@@ -223,6 +275,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.counters: dict[str, int] = {}
+        self.gauges: dict[str, float] = {}
         self.hashes: dict[str, dict[str, float]] = {}
         self.samples: dict[str, list[float]] = {}
 
@@ -240,8 +293,15 @@ class MemoryStore:
             kept.insert(0, value)
             del kept[histogram.samples_kept :]
 
+    def set(self, values: Iterable[tuple[Gauge, tuple[str, ...], float]]) -> None:
+        for gauge, labels, value in values:
+            self.gauges[gauge.field(labels)] = float(value)
+
     def counter_fields(self) -> dict[str, int]:
         return dict(self.counters)
+
+    def gauge_fields(self) -> dict[str, float]:
+        return dict(self.gauges)
 
     def histogram_fields(self, histogram: Histogram) -> dict[str, float]:
         return dict(self.hashes.get(histogram.short, {}))

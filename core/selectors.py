@@ -139,3 +139,31 @@ def region_classes(region_id: int, now: datetime) -> list[tuple[str, list[str]]]
               GROUP BY p.id, i.code) per_profile""",
         [now, now, region_id],
     )
+
+
+def profile_ids(lo: int | None = None, hi: int | None = None) -> list[int]:
+    """Profile ids in id order, all or those in [lo, hi) (the verifier streams them in batches)."""
+    if lo is None and hi is None:
+        return [pid for (pid,) in _rows("SELECT id FROM core_profile ORDER BY id")]
+    return [
+        pid
+        for (pid,) in _rows(
+            "SELECT id FROM core_profile WHERE id >= %s AND id < %s ORDER BY id",
+            [lo if lo is not None else -(2**63), hi if hi is not None else 2**63 - 1],
+        )
+    ]
+
+
+def profile_id_bounds() -> tuple[int, int] | None:
+    """(lowest, highest) profile id, or None when there is no profile."""
+    lo, hi = _rows("SELECT min(id), max(id) FROM core_profile")[0]
+    return None if lo is None else (lo, hi)
+
+
+def sample_profile_ids(n: int) -> list[int]:
+    """Up to n profile ids picked at random, in id order."""
+    return sorted(pid for (pid,) in _rows("SELECT id FROM core_profile ORDER BY random() LIMIT %s", [n]))
+
+
+def channel_ids() -> list[int]:
+    return [cid for (cid,) in _rows("SELECT id FROM core_channel ORDER BY id")]

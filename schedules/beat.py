@@ -7,6 +7,7 @@ from workers.edges import REFRESH_SECONDS  # the seed's re-check interval; edges
 
 SWEEP_SECONDS = 30
 EPG_ROLLOVER_SECONDS = 3600
+VERIFY_SECONDS = 300  # one slice of the rolling verification; PREWARM_VERIFY_CYCLE_HOURS sets how many
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,14 @@ SCHEDULES = [
         EPG_ROLLOVER_SECONDS,
         queue="warmup",
         description="Builds the EPG fragments of the day that enters the kept window in each time zone.",
+    ),
+    Every(
+        "prewarm: rolling cache verification",
+        "prewarm.verify_slice",
+        VERIFY_SECONDS,
+        queue="warmup",
+        description="Compares the next slice of profile ids (all of them every PREWARM_VERIFY_CYCLE_HOURS, and "
+        "every class and EPG fragment once a cycle) with Postgres and repairs what drifted.",
     ),
 ]
 

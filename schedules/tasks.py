@@ -1,17 +1,21 @@
-"""Time-driven tasks: exact rebuilds at the moments entitlement changes without a write."""
+"""Time-driven tasks: exact rebuilds at the moments entitlement changes without a write, and the
+rolling verification that proves the cache holds what Postgres says."""
 from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.db import connection
 
-from core import keys, selectors, services
+from core import drift, keys, selectors, services, verify
 from core.redis_conn import client
 from workers import edges, events
 from workers.app import WARMUP_QUEUE
 from workers.tasks import RETRY
+
+from .beat import VERIFY_SECONDS
 
 # Beat down for longer than this leaves older edges to the verifier (and to the API, which
 # treats an entry past its `valid_until` as a miss).
@@ -75,3 +79,18 @@ def epg_rollover() -> int:
     for chunk in events.chunks(ids, 50):
         services.rebuild_epg(chunk)
     return len(ids)
+
+
+def verify_slices() -> int:
+    """How many VERIFY_SECONDS slices one cycle of PREWARM_VERIFY_CYCLE_HOURS has."""
+    return drift.slices_per_cycle(settings.PREWARM_VERIFY_CYCLE_HOURS * 3600, VERIFY_SECONDS)
+
+
+@shared_task(name="prewarm.verify_slice", queue=WARMUP_QUEUE, **RETRY)
+def verify_slice() -> dict:
+    """Verify and repair the next slice of profile ids (and, once a cycle, every class and
+    fragment); drift is counted in prewarm_verify_drift_total and logged as warnings."""
+    current, report = verify.verify_slice(slices=verify_slices())
+    if report is None:
+        return {"slice": None}
+    return {"slice": [current.start, current.end], "cycle_done": current.last, "drift": report.counts()}

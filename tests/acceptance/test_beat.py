@@ -20,13 +20,24 @@ pytestmark = pytest.mark.django_db(transaction=True)
 BEAT = [sys.executable, "-m", "celery", "-A", "workers", "beat", "--loglevel", "INFO"]
 
 
-@pytest.fixture
-def every_second():
-    """The declared schedules (created by migrate for the test database), run every second."""
+TIME_DRIVEN = ("prewarm.schedule_due", "prewarm.sweep_dirty", "prewarm.epg_rollover")
+
+
+def run_every_second(tasks):
+    """The declared schedules (created by migrate for the test database): these run every
+    second, the others are paused (the rolling verification would repair what they must)."""
     beat.sync()
     second, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.SECONDS)
-    assert PeriodicTask.objects.filter(task__in=[s.task for s in beat.SCHEDULES]).update(interval=second) == 3
+    assert PeriodicTask.objects.filter(task__in=tasks).update(interval=second) == len(tasks)
+    PeriodicTask.objects.filter(task__in=[s.task for s in beat.SCHEDULES]).exclude(task__in=tasks).update(
+        enabled=False
+    )
     PeriodicTasks.update_changed()
+
+
+@pytest.fixture
+def every_second():
+    run_every_second(TIME_DRIVEN)
 
 
 def test_beat_runs_the_time_driven_rebuilds_the_sweeper_and_the_rollover(
@@ -60,5 +71,22 @@ def test_beat_runs_the_time_driven_rebuilds_the_sweeper_and_the_rollover(
              message="the expiry flipped the entry")
     assert int(redis_client.hget(keys.profile_key(p.pk), "built_at")) / 1000 >= expires.timestamp()
     log = beat_proc.output()
-    for task in ("prewarm.schedule_due", "prewarm.sweep_dirty", "prewarm.epg_rollover"):
+    for task in TIME_DRIVEN:
         assert "Sending due task" in log and task in log, task
+
+
+def test_beat_runs_the_rolling_verification_which_repairs_and_records_its_cycle(
+    catalogue, redis_client, purge_queues, start_proc
+):
+    c = catalogue
+    run_every_second(("prewarm.verify_slice",))
+    start_proc("worker", PREWARM_VERIFY_GRACE_SECONDS="0.2", PREWARM_VERIFY_CYCLE_HOURS="0.01")
+    p = Profile.objects.create(region=c["eu"], isp=c["fibra"])
+    wait_for(lambda: redis_client.hget(keys.profile_key(p.pk), "isp") == b"fibra", message="cached")
+    redis_client.hset(keys.profile_key(p.pk), "isp", "cheapnet")  # drift no event announces
+    start_proc("beat", BEAT, ready="beat: Starting")
+    wait_for(lambda: redis_client.hget(keys.profile_key(p.pk), "isp") == b"fibra", timeout=30,
+             message="the rolling verification repaired the entry")
+    wait_for(lambda: redis_client.hget(keys.gauges_key(), "verify_last_cycle_timestamp_seconds"), timeout=30,
+             message="a full cycle was recorded")
+    assert int(redis_client.hget(keys.counters_key(), "verify_drift:profile:stale")) >= 1

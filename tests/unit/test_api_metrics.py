@@ -34,6 +34,7 @@ def test_every_declared_metric_is_exposed_with_its_help_and_labels(store):
         store.add([(counter, tuple(f"v{i}" for i in range(len(counter.labels))), 4)])
     for histogram in metrics.histograms():
         store.observe(histogram, 0.003, values=tuple(f"v{i}" for i in range(len(histogram.labels))))
+    store.set([(gauge, tuple(f"v{i}" for i in range(len(gauge.labels))), 1234.5) for gauge in metrics.gauges()])
     families, failed = api_metrics.declared_families(store)
     assert failed == []
     parsed = {f.name: f for f in text_string_to_metric_families(exposition(families))}
@@ -45,6 +46,8 @@ def test_every_declared_metric_is_exposed_with_its_help_and_labels(store):
     assert 'prewarm_rebuilds_total{family="v0"} 4.0' in exposition(families)
     assert 'prewarm_api_hits_total{family="v0",layer="v1"} 4.0' in exposition(families)
     assert 'prewarm_invalidation_lag_seconds_bucket{le="0.005"} 1.0' in exposition(families)
+    assert 'prewarm_verify_drift_total{family="v0",kind="v1"} 4.0' in exposition(families)
+    assert "prewarm_verify_last_cycle_timestamp_seconds 1234.5" in exposition(families)
 
 
 def test_an_unreadable_store_is_named_in_the_scrape_errors():
@@ -52,12 +55,15 @@ def test_an_unreadable_store_is_named_in_the_scrape_errors():
         def counter_fields(self):
             raise ConnectionError("redis down")
 
+        def gauge_fields(self):
+            raise ConnectionError("redis down")
+
         def histogram_fields(self, histogram):
             raise ConnectionError("redis down")
 
     families, failed = api_metrics.declared_families(Down())
     assert families == []
-    assert failed == ["counters", *(h.short for h in metrics.histograms())]
+    assert failed == ["counters", "gauges", *(h.short for h in metrics.histograms())]
 
 
 def test_flush_adds_only_what_was_counted_since_the_last_flush(store, monkeypatch):

@@ -104,3 +104,12 @@ def test_declarations_have_valid_unique_names():
         Counter("rebuilds", "no prefix")
     with pytest.raises(ValueError):
         Histogram("prewarm_x_seconds", "t", buckets=(1.0, 0.5))
+
+
+def test_gauges_are_set_not_added_and_read_back_by_declaration():
+    memory = MemoryStore()
+    memory.set([(metrics.VERIFY_LAST_CYCLE, (), 100.0)])
+    memory.set([(metrics.VERIFY_LAST_CYCLE, (), 250.5)])
+    values = metrics.gauge_values({**memory.gauge_fields(), "gone_gauge": 1.0})
+    assert values[metrics.VERIFY_LAST_CYCLE] == {(): 250.5}
+    assert metrics.VERIFY_DRIFT.field(("profile", "stale")) == "verify_drift:profile:stale"
