@@ -135,7 +135,7 @@ def test_a_fragment_for_a_time_zone_no_region_uses_is_an_orphan_but_its_tombston
     old_day = keys.epg_fragment_key("Europe/London", "2020-01-01", warm_world.news.pk)
     built = epoch_ms(selectors.db_now())
     services.store().write_many([(unused, Entry(1, {"data": b"{}"})), (old_day, Entry(1, {"data": b"{}"}))], built)
-    services.store().tombstone_many([keys.epg_fragment_key("Asia/Tokyo", "2020-01-02", warm_world.news.pk)], built)
+    services.store().tombstone_many([(keys.epg_fragment_key("Asia/Tokyo", "2020-01-02", warm_world.news.pk), 0)], built)
     code, report = verify_cmd("--family", "epg")
     assert code == 1 and kinds(report) == {("epg", "orphan"): 2}
     whys = {e["key"]: e["why"] for e in examples(report, "epg", "orphan")}
