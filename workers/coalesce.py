@@ -50,11 +50,11 @@ CLAIM_STALE_MS = 5_000
 QUEUED_STALE_MS = 60_000
 # A running marker older than this is taken for a run that died (worker killed, node lost,
 # hard time limit): the sweeper re-queues its ids. Rebuild runs take milliseconds (a full
-# 500-id batch well under a second), so a live run this old is stuck, not busy: on a lock,
-# or on a Postgres that stopped answering. Re-queueing a live run costs one duplicate
-# rebuild, harmless because writes are versioned, and at most one per RUNNING_STALE_MS
-# (the duplicate's own start renews the marker). Far shorter than the 240 s soft time
-# limit: waiting for it would keep a dead run's entries stale for minutes.
+# 500-profile batch 40-70 ms in the acceptance tests' logs), so a live run this old is
+# stuck, not busy: on a lock, or on a Postgres that stopped answering. Re-queueing a live
+# run costs one duplicate rebuild, harmless because writes are versioned, and at most one
+# per RUNNING_STALE_MS (the duplicate's own start renews the marker). Far shorter than the
+# 240 s soft time limit: waiting for it would keep a dead run's entries stale for minutes.
 RUNNING_STALE_MS = 60_000
 
 # ARGV: now_ms, claim_stale_ms, queued_stale_ms, token, ids. A relay token starts with 'r':
