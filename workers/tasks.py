@@ -1,4 +1,4 @@
-"""Celery tasks: thin wrappers that clear dirty markers, rebuild, and record lag."""
+"""Celery tasks: thin wrappers that mark their ids running, rebuild, and record lag."""
 from __future__ import annotations
 
 import logging
@@ -32,8 +32,9 @@ def rebuild(kind: str, ids: list[int], committed_at: float | None = None, not_be
     `not_before` (an edge's moment, workers.edges): decide time windows as of that moment at
     least, even when Postgres' clock is behind the worker's that ran the ETA task.
     """
-    # Clear markers first: an event from now on queues another rebuild after this one.
-    coalesce.release(kind, ids)
+    # Running markers first: an event from now on queues another rebuild after this one,
+    # and if this process dies mid-run the sweeper re-queues the ids (workers.coalesce).
+    run = coalesce.start(kind, ids)
     try:
         now = selectors.db_now()
         if not_before is not None:
@@ -41,21 +42,26 @@ def rebuild(kind: str, ids: list[int], committed_at: float | None = None, not_be
         outcome = _REBUILDERS[kind](ids, now=now)
         edges.queue_soon(kind, outcome.edges, now)
     except Exception:
-        # The markers are gone, and this attempt may be the last (an error that is not
-        # retried, retries used up, a soft time limit): leave the ids for the sweeper. A
-        # retry that succeeds clears them again when it starts.
+        # This attempt may be the last (an error that is not retried, retries used up, a
+        # soft time limit): leave the ids for the sweeper. A retry marks them running again.
         try:
-            coalesce.leave_for_sweeper(kind, ids)
+            coalesce.failed(kind, ids, run)
         except Exception:
             log.warning("could not mark %d %s ids for the sweeper", len(ids), kind, exc_info=True)
         raise
+    try:
+        coalesce.done(kind, ids, run)
+    except Exception:  # the entries are written: the markers only cost one more rebuild
+        log.warning("could not clear %d %s running markers; the sweeper will rebuild them", len(ids), kind,
+                    exc_info=True)
     lag.observe(committed_at, count=max(1, len(ids)))
     return outcome.counts()
 
 
 @shared_task(name="prewarm.sweep_dirty", queue=INVALIDATE_QUEUE, **RETRY)
 def sweep_dirty() -> int:
-    """Re-queue ids marked dirty long ago whose task never came (a producer died mid-send)."""
+    """Re-queue ids whose marker outlived its state: a producer died mid-send, a task was
+    lost, a run died (worker killed, hard time limit) or failed."""
     sent = 0
     for kind in events.KINDS:
         stuck = coalesce.stale(kind)

@@ -1,4 +1,6 @@
 """Signal path and relay against real Postgres, Redis and broker (no worker: queues inspected)."""
+import re
+
 import pytest
 from django.db import transaction
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -42,8 +44,56 @@ def test_coalescing_queues_again_once_the_rebuild_started(clean):
     coalesce.queued("profile", [7, 8], "sa")
     assert all(coalesce.claim("profile", [7, 8], "sb") == [] for _ in range(50))
     assert coalesce.claim("profile", [7, 8], "rrelay") == []  # queued: the relay skips too
-    coalesce.release("profile", [7])  # what a task does before reading Postgres
+    coalesce.start("profile", [7])  # what a task does before reading Postgres
     assert coalesce.claim("profile", [7, 8], "sc") == [7]
+
+
+def test_a_running_marker_counts_as_absent_for_every_producer(clean):
+    """The run may have read the rows before this change: an event during it queues another."""
+    coalesce.claim("profile", [10, 11], "sa")
+    coalesce.queued("profile", [10, 11], "sa")
+    coalesce.start("profile", [10, 11])
+    assert clean.hget(keys.dirty_key("profile"), 10).startswith(b"r")
+    assert coalesce.claim("profile", [10], "sweb") == [10]  # a web process claims over it
+    assert coalesce.claim("profile", [11], "rrelay") == [11]  # and so does a relay
+    assert coalesce.stale("profile") == []  # fresh claims now, none stale
+
+
+def test_a_finished_run_drops_only_its_own_running_markers(clean):
+    run = coalesce.start("profile", [12, 13, 14])
+    coalesce.claim("profile", [12], "sb")  # an event during the run ...
+    coalesce.queued("profile", [12], "sb")  # ... queued its rebuild
+    other = coalesce.start("profile", [13])  # a duplicate run (re-delivery, sweeper) took 13 over
+    coalesce.done("profile", [12, 13, 14], run)
+    markers = clean.hgetall(keys.dirty_key("profile"))
+    assert markers[b"12"].startswith(b"q")  # the newer event's rebuild still stands
+    assert markers[b"13"].startswith(f"r{other}:".encode())  # the other run's marker stays
+    assert b"14" not in markers  # this run's own marker is gone
+    coalesce.done("profile", [13], other)
+    assert not clean.hexists(keys.dirty_key("profile"), 13)
+
+
+def test_a_failed_run_leaves_its_own_markers_stale_and_newer_ones_alone(clean):
+    run = coalesce.start("profile", [15, 16, 17])
+    coalesce.claim("profile", [16], "sb")
+    coalesce.queued("profile", [16], "sb")  # an event during the run: its task will rebuild 16
+    clean.hdel(keys.dirty_key("profile"), 17)  # the hash lost a field meanwhile (eviction, flush)
+    coalesce.failed("profile", [15, 16, 17], run)
+    assert coalesce.stale("profile") == [15, 17]  # at once, not RUNNING_STALE_MS later
+    assert clean.hget(keys.dirty_key("profile"), 16).startswith(b"q")
+
+
+def test_a_running_marker_goes_stale_after_running_stale_ms_and_the_sweeper_resends_it(clean):
+    """Never stale, 5: a run that dies (SIGKILL, OOM, hard time limit) leaves its marker."""
+    from workers.tasks import sweep_dirty
+
+    started = coalesce.now_ms()
+    coalesce.start("profile", [18], now=started)
+    assert coalesce.stale("profile", now=started + coalesce.RUNNING_STALE_MS) == []
+    assert coalesce.stale("profile", now=started + coalesce.RUNNING_STALE_MS + 1) == [18]
+    coalesce.start("profile", [19], now=started - coalesce.RUNNING_STALE_MS - 1)  # a run that died long ago
+    assert sweep_dirty() == 1 and queued() == 1
+    assert clean.hget(keys.dirty_key("profile"), 19).startswith(b"q")  # re-queued, and only that one
 
 
 def test_a_dead_relays_claim_is_taken_over_by_the_next_relay(clean):
@@ -211,7 +261,7 @@ def test_a_rebuild_that_fails_without_retry_leaves_its_ids_for_the_sweeper(catal
 
     from workers.tasks import sweep_dirty
 
-    def readonly(ids):
+    def readonly(ids, now):
         raise redis_lib.ResponseError("READONLY You can't write against a read only replica.")
 
     monkeypatch.setitem(tasks._REBUILDERS, "profile", readonly)
@@ -227,3 +277,103 @@ def test_a_rebuild_that_fails_without_retry_leaves_its_ids_for_the_sweeper(catal
     coalesce.queued("profile", [42], "sb")
     tasks.rebuild.apply(("profile", [42], None), throw=True)  # a rebuild that works leaves nothing
     assert not clean.hexists(keys.dirty_key("profile"), 42)
+
+
+def test_a_rebuild_marks_its_ids_running_and_clears_only_its_own_markers(catalogue, clean, monkeypatch):
+    """Never stale, 5: while the task runs its ids carry running markers (so a run that dies
+    is swept); an event during the run queues one more rebuild, which the run's end keeps."""
+    from core import services
+
+    seen = {}
+
+    def rebuilder(ids, now):
+        dirty = clean.hgetall(keys.dirty_key("profile"))
+        seen["markers"] = {int(k): v[:1] for k, v in dirty.items()}
+        seen["if it died"] = coalesce.stale("profile", now=coalesce.now_ms() + coalesce.RUNNING_STALE_MS + 1)
+        assert coalesce.claim("profile", [43], "sweb") == [43]  # a change lands during the run
+        coalesce.queued("profile", [43], "sweb")
+        return services.Outcome()
+
+    monkeypatch.setitem(tasks._REBUILDERS, "profile", rebuilder)
+    coalesce.claim("profile", [43, 44], "sa")
+    coalesce.queued("profile", [43, 44], "sa")
+    tasks.rebuild.apply(("profile", [43, 44, 45], None), throw=True)  # 45 came with no marker (beat's ETA)
+    assert seen["markers"] == {43: b"r", 44: b"r", 45: b"r"}
+    assert seen["if it died"] == [43, 44, 45]  # the sweeper would have re-sent them all
+    markers = clean.hgetall(keys.dirty_key("profile"))
+    assert list(markers) == [b"43"] and markers[b"43"].startswith(b"q")  # the newer event's rebuild
+
+
+def _argc(command: bytes) -> int:
+    """A SLOWLOG entry keeps 31 arguments, then says "... (N more arguments)"."""
+    more = re.search(rb"\.\.\. \((\d+) more arguments\)$", command)
+    return 31 + int(more.group(1)) if more else len(command.split())
+
+
+def test_publish_claims_a_region_wide_event_in_short_slices(clean, purge_queues, monkeypatch):
+    """A region-wide change can be one outbox row of a million ids: no single script call may
+    hold Redis for all of them. Counted on the server: SLOWLOG records every call's arguments."""
+    import hashlib
+
+    n = 3 * events.CLAIM_CHUNK + 123
+    coalesce.claim("profile", range(2, n, 10), "sother")  # a tenth already queued by another producer
+    coalesce.queued("profile", list(range(2, n, 10)), "sother")
+    monkeypatch.setattr(app, "send_task", lambda *a, **kw: None)  # the broker is not under test
+    sha = {hashlib.sha1(src.encode()).hexdigest().encode(): name
+           for name, src in (("claim", coalesce._CLAIM), ("settle", coalesce._SETTLE))}
+    config = clean.config_get("slowlog-*")
+    clean.config_set("slowlog-log-slower-than", 0)
+    clean.config_set("slowlog-max-len", 100_000)  # a script's own HGET/HSET may be logged too
+    clean.slowlog_reset()
+    try:
+        tasks_sent = events.publish("profile", range(1, n + 1), None, relay=True)
+        log = clean.slowlog_get(100_000)
+    finally:
+        for name, value in config.items():
+            clean.config_set(name, value)
+    dirty = keys.dirty_key("profile").encode()
+    calls = [(sha[c.split()[1]], _argc(c)) for c in (e["command"] for e in reversed(log))
+             if c.startswith(b"EVALSHA ") and c.split()[3] == dirty]
+    # EVALSHA, sha, numkeys, key, then 4 fixed ARGV for a claim and 3 for a settle.
+    claimed = [argc - 8 for name, argc in calls if name == "claim"]
+    settled = [argc - 7 for name, argc in calls if name == "settle"]
+    assert claimed == [events.CLAIM_CHUNK] * 3 + [123]
+    assert len(settled) == 4 and max(settled) < events.CLAIM_CHUNK + events.BATCH
+    fresh = n - len(range(2, n, 10))
+    assert tasks_sent == -(-fresh // events.BATCH)  # full tasks across the slices: no half-empty ones
+    assert all(v.startswith(b"q") for v in clean.hvals(keys.dirty_key("profile")))
+
+
+def _failing_send(after: int):
+    """send_task that accepts `after` tasks, then fails as a broker outage would."""
+    sent = []
+
+    def send(name, args, **kwargs):
+        if len(sent) >= after:
+            raise KombuOperationalError("broker down")
+        sent.append(args[1])
+
+    return send, sent
+
+
+@pytest.mark.parametrize("relay", [True, False], ids=["relay", "signal path"])
+def test_a_publish_that_fails_mid_way_keeps_what_was_sent_and_gives_back_the_rest(clean, monkeypatch, relay):
+    n = 3 * events.CLAIM_CHUNK
+    send, sent = _failing_send(after=3)  # the second slice's second task fails
+    monkeypatch.setattr(app, "send_task", send)
+    with pytest.raises(KombuOperationalError):
+        events.publish("profile", range(1, n + 1), None, relay=relay)
+    markers = {int(k): v for k, v in clean.hgetall(keys.dirty_key("profile")).items()}
+    done = [i for batch in sent for i in batch]
+    assert done == list(range(1, 3 * events.BATCH + 1))  # three tasks went out ...
+    assert all(markers[i].startswith(b"q") for i in done)  # ... and stay queued
+    held = range(3 * events.BATCH + 1, 2 * events.CLAIM_CHUNK + 1)  # claimed, not sent
+    if relay:  # the outbox row stays: its retry claims these again
+        assert not any(i in markers for i in held)
+    else:  # the relay may have trusted these claims: stale at once, for the sweeper
+        assert set(coalesce.stale("profile")) == set(held)
+    assert not any(i in markers for i in range(2 * events.CLAIM_CHUNK + 1, n + 1))  # never claimed
+    monkeypatch.undo()
+    if relay:  # the relay's retry of the same row sends only what is left
+        monkeypatch.setattr(app, "send_task", _failing_send(after=10**6)[0])
+        assert events.publish("profile", range(1, n + 1), None, relay=True) == (n - len(done)) // events.BATCH
