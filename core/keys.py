@@ -50,7 +50,7 @@ def epg_day_key(tz: str, day: str) -> str:
 
 
 def dirty_key(kind: str) -> str:
-    """Hash id -> claim time: entries with a rebuild queued (coalescing)."""
+    """Hash id -> marker: claimed, queued or running rebuilds of entries (workers.coalesce)."""
     return f"{prefix()}:dirty:{kind}"
 
 
