@@ -111,25 +111,18 @@ def declared_families(store) -> tuple[list, list[str]]:
     """Families for every declared counter, gauge and histogram as `store` holds them, and the parts
     that could not be read (for prewarm_scrape_error)."""
     families, failed = [], []
-    try:
-        values = metrics.counter_values(store.counter_fields())
-    except Exception as exc:
-        log.debug("counters: %s", exc)
-        failed.append("counters")
-    else:
-        for counter, series in values.items():
-            family = CounterMetricFamily(counter.name, counter.help, labels=list(counter.labels))
-            for labels, value in sorted(series.items()):
-                family.add_metric(list(labels), value)
-            families.append(family)
-    try:
-        gauges = metrics.gauge_values(store.gauge_fields())
-    except Exception as exc:
-        log.debug("gauges: %s", exc)
-        failed.append("gauges")
-    else:
-        for gauge, series in gauges.items():
-            family = GaugeMetricFamily(gauge.name, gauge.help, labels=list(gauge.labels))
+    for part, read, kind in (
+        ("counters", lambda: metrics.counter_values(store.counter_fields()), CounterMetricFamily),
+        ("gauges", lambda: metrics.gauge_values(store.gauge_fields()), GaugeMetricFamily),
+    ):
+        try:
+            values = read()
+        except Exception as exc:
+            log.debug("%s: %s", part, exc)
+            failed.append(part)
+            continue
+        for series_of, series in values.items():
+            family = kind(series_of.name, series_of.help, labels=list(series_of.labels))
             for labels, value in sorted(series.items()):
                 family.add_metric(list(labels), value)
             families.append(family)

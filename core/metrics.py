@@ -36,8 +36,8 @@ def _label_part(labels: tuple[str, ...], values: tuple[str, ...]) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Counter:
-    """A monotonic count shared by all processes; Prometheus shows it as `<name>_total`."""
+class _Series:
+    """A named value with labels, kept as one field per label set in a Redis hash."""
 
     name: str
     help: str
@@ -51,30 +51,19 @@ class Counter:
         return self.name.removeprefix(PREFIX)
 
     def field(self, values: tuple[str, ...] = ()) -> str:
-        """Its field in the counters hash: `rebuilds:profile` for REBUILDS with ("profile",)."""
+        """Its field in its hash: `rebuilds:profile` for REBUILDS with ("profile",)."""
         part = _label_part(self.labels, values)
         return f"{self.short}{SEP}{part}" if self.labels else self.short
 
 
 @dataclass(frozen=True, slots=True)
-class Gauge:
+class Counter(_Series):
+    """A monotonic count shared by all processes; Prometheus shows it as `<name>_total`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Gauge(_Series):
     """A value that is set, not added to (the last writer wins); Prometheus shows it as `<name>`."""
-
-    name: str
-    help: str
-    labels: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        _check_name(self.name)
-
-    @property
-    def short(self) -> str:
-        return self.name.removeprefix(PREFIX)
-
-    def field(self, values: tuple[str, ...] = ()) -> str:
-        """Its field in the gauges hash, spelt as a counter's."""
-        part = _label_part(self.labels, values)
-        return f"{self.short}{SEP}{part}" if self.labels else self.short
 
 
 @dataclass(frozen=True, slots=True)
