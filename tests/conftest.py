@@ -78,6 +78,9 @@ def purge_queues():
     with app.connection_for_write() as conn:
         for queue in ("invalidate", "warmup"):
             conn.default_channel.queue_purge(queue)
+        # Tasks an earlier test's killed worker had taken wait there for the visibility timeout.
+        channel = conn.default_channel
+        channel.client.delete(channel.unacked_key, channel.unacked_index_key)
 
 
 class RedisServer:

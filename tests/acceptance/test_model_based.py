@@ -343,14 +343,16 @@ def pipeline(catalogue, redis_client, purge_queues, start_proc, service_env, tmp
     start_proc("relay")
     start_proc("worker")
     server = WebServer(service_env, tmp_path / "granian.log")
-    with connection.cursor() as cur:
-        cur.execute("SELECT pg_backend_pid()")
-        own = cur.fetchone()[0]
-    ctx = {"catalogue": catalogue, "redis": redis_client, "server": server, "own_backend": own, "examples": 0,
-           "long": False}
-    settle(redis_client)
-    yield ctx
-    stop_or_fail([server.proc])
+    try:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            own = cur.fetchone()[0]
+        ctx = {"catalogue": catalogue, "redis": redis_client, "server": server, "own_backend": own,
+               "examples": 0, "long": False}
+        settle(redis_client)
+        yield ctx
+    finally:
+        stop_or_fail([server.proc])
 
 
 def _run(ctx, examples):
