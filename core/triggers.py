@@ -102,10 +102,12 @@ STATEMENT_TRIGGERS = {
         ) + "; " + _NEW_TIMEZONE.format(old=" AND n.timezone NOT IN (SELECT timezone FROM o)"),
         "DELETE": "PERFORM prewarm_emit('region', ARRAY(SELECT id FROM o));",
     },
+    # Licences name their ISPs by code, so a renamed ISP changes what every class means.
     "core_isp": {
-        "UPDATE": _TOUCH_PROFILES.format(
+        "UPDATE": "IF EXISTS (SELECT 1 FROM n JOIN o ON o.id = n.id WHERE n.code <> o.code) THEN "
+        + _TOUCH_ALL_REGIONS + " " + _TOUCH_PROFILES.format(
             "SELECT p.id FROM core_profile p JOIN n ON n.id = p.isp_id JOIN o ON o.id = n.id WHERE n.code <> o.code"
-        ) + ";",
+        ) + "; END IF;",
     },
     "core_plan": {
         "UPDATE": "IF EXISTS (SELECT 1 FROM n JOIN o ON o.id = n.id WHERE n.code <> o.code) THEN "

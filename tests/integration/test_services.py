@@ -274,3 +274,28 @@ def test_a_class_set_restarted_by_one_profile_after_eviction_still_rebuilds_ever
     assert services.rebuild_regions([c["eu"].pk]).written == 2
     for cls_id in classes.values():
         assert class_data(redis_client, cls_id)["denied"]["sport1"] == "geo_blocked"
+
+
+def test_an_isp_renamed_and_back_leaves_no_class_entry_stale(catalogue, redis_client):
+    """Found by the model-based test: while `fibra` was called `fibra2`, a licence change
+    rebuilt the (now unused) fibra class with licences that named fibra2, at the region's
+    version; renamed back, the profile rebuild found that version current and kept it."""
+    p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
+    Subscription.objects.create(profile=p, plan=catalogue["sports"], starts_at=catalogue["now"] - catalogue["hour"])
+    services.rebuild_profiles([p.pk])
+    class_id = profile_entry(redis_client, p.pk)["class"].decode()
+    before = class_data(redis_client, class_id)
+    assert "sport1" in before["allowed"]  # the licence allows fibra by name
+    services.rebuild_regions([catalogue["eu"].pk])  # the region's class set, complete, names the fibra class
+
+    def rename(old, new):
+        with connection.cursor() as cur:
+            cur.execute("UPDATE core_isp SET code = %s WHERE code = %s", [new, old])
+        services.rebuild_profiles([p.pk])
+
+    rename("fibra", "fibra2")
+    Licence.objects.filter(channel=catalogue["news"], region=catalogue["eu"]).update(valid_from=None)  # any edit
+    services.rebuild_regions([catalogue["eu"].pk])
+    rename("fibra2", "fibra")
+    assert profile_entry(redis_client, p.pk)["class"].decode() == class_id
+    assert class_data(redis_client, class_id) == before

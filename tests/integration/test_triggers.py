@@ -212,3 +212,14 @@ def test_a_time_zone_coming_into_use_rebuilds_every_channels_fragments(catalogue
     region_id = Region.objects.get(code="JP2").pk
     run("DELETE FROM core_region WHERE id = %s", [region_id])
     assert events() == {"region": {region_id}}
+
+
+def test_a_renamed_isp_moves_every_regions_version(catalogue):
+    """Licences name ISPs by code: every class's meaning changes with the name."""
+    before = dict(Region.objects.values_list("id", "version"))
+    run("UPDATE core_isp SET code = 'fibra2' WHERE code = 'fibra'")
+    after = dict(Region.objects.values_list("id", "version"))
+    assert all(after[r] > before[r] for r in before)
+    clear_outbox()
+    run("UPDATE core_isp SET name = 'Fibra!' WHERE code = 'fibra2'")  # a name no entry holds
+    assert outbox() == []
