@@ -275,7 +275,8 @@ def make_machine(ctx):
                 Programme.objects.create(channel=channel, starts_at=start, ends_at=start + timedelta(hours=1),
                                          title=title)
             elif what == "update":
-                sql("UPDATE core_programme SET title = title || '!' WHERE id IN"
+                sql("UPDATE core_programme SET title = CASE WHEN title LIKE '%%!' THEN rtrim(title, '!')"
+                    " ELSE title || '!' END WHERE id IN"
                     " (SELECT id FROM core_programme WHERE channel_id = %s LIMIT 1)", [channel.pk])
             else:
                 sql("DELETE FROM core_programme WHERE id IN"
@@ -294,7 +295,9 @@ def make_machine(ctx):
 
         @rule(ch=PICK)
         def channel_change(self, ch):
-            sql("UPDATE core_channel SET name = name || '.' WHERE id = %s", [_nth(_all(Channel), ch).pk])
+            # A toggle, so a long run never outgrows the column.
+            sql("UPDATE core_channel SET name = CASE WHEN name LIKE '%%.' THEN rtrim(name, '.') ELSE name || '.' END"
+                " WHERE id = %s", [_nth(_all(Channel), ch).pk])
 
         # faults --------------------------------------------------------------------------
         @rule()
