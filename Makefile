@@ -2,7 +2,8 @@
 # both bootstrap .venv and start embedded Postgres/Valkey unless DATABASE_URL/REDIS_URL
 # are set. See README.md.
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The fastest Python 3.11 here (an optimized build when one is present; tools/fastest_python.py).
+PYTHON ?= $(shell python3 tools/fastest_python.py 2>/dev/null || command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # Reinstall only when pyproject.toml changes.

@@ -39,8 +39,11 @@ def lag_at_rate(rate: int, seconds: float, path: str) -> dict:
     from core import metrics
     from core.models import Isp, Profile
     from workers import relay
+    from workers.lag import HOPS
 
     metrics.STORE.forget_samples(metrics.INVALIDATION_LAG)
+    for hop, *_ in HOPS:
+        metrics.STORE.forget_samples(metrics.PIPELINE_HOPS, (hop,))
     ids = list(Profile.objects.order_by("?").values_list("id", flat=True)[: int(rate * seconds)])
     isps = list(Isp.objects.values_list("id", flat=True))
     interval = 1.0 / rate
@@ -64,7 +67,11 @@ def lag_at_rate(rate: int, seconds: float, path: str) -> dict:
         wait(lambda: drained(conn), 60)
     time.sleep(0.5)
     samples = [s * 1000 for s in metrics.STORE.recent_samples(metrics.INVALIDATION_LAG)]
-    return {**common.summary(samples), "rate": achieved, "commit": common.summary(commits)}
+    hops = {
+        hop: common.summary([s * 1000 for s in metrics.STORE.recent_samples(metrics.PIPELINE_HOPS, (hop,))])
+        for hop, *_ in HOPS
+    }
+    return {**common.summary(samples), "rate": achieved, "commit": common.summary(commits), "hops": hops}
 
 
 def _signal(pk: int) -> None:
@@ -195,8 +202,12 @@ def run(args) -> None:
             rows.append((f"lag via {path} @ {r['rate']:.0f}/s", r["n"], f"{r['p50']:.2f} ms", f"{r['p90']:.2f} ms",
                          f"{r['p99']:.2f} ms", f"{r['max']:.2f} ms"))
             c = r["commit"]
-            rows.append(("  of which the writer's UPDATE+COMMIT", c["n"], f"{c['p50']:.2f} ms", f"{c['p90']:.2f} ms",
+            rows.append(("  the writer's UPDATE+COMMIT", c["n"], f"{c['p50']:.2f} ms", f"{c['p90']:.2f} ms",
                          f"{c['p99']:.2f} ms", f"{c['max']:.2f} ms"))
+            for hop, h in r["hops"].items():
+                if h["n"]:
+                    rows.append((f"  hop {hop}", h["n"], f"{h['p50']:.2f} ms", f"{h['p90']:.2f} ms",
+                                 f"{h['p99']:.2f} ms", f"{h['max']:.2f} ms"))
         settle()
         b = burst(args.burst)
         rows.append((f"burst: 1 UPDATE of {b['rows']} subscriptions", b["profiles"], f"{b['converge_s']:.2f} s",
@@ -211,6 +222,10 @@ def run(args) -> None:
         )
         notes.append(
             "lag = trigger clock_timestamp() (just before commit) -> entry written, per task, from the workers' samples"
+        )
+        notes.append(
+            "hops, per task: notify = commit -> relay woke; relay = -> task published; queue = -> task started;"
+            " read = -> rows read; write = -> entries built and written (n = tasks; hops need not add up at p99)"
         )
         notes.append("burst/fan-out: commit -> every affected entry current; n = profiles (burst) or classes (fan-out)")
         notes.append(

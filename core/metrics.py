@@ -9,12 +9,17 @@ one more `_declare(...)` line below; api.metrics exposes it with no further chan
 from __future__ import annotations
 
 import bisect
+import contextlib
+import contextvars
+import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from . import keys
 from .redis_conn import client
+
+log = logging.getLogger(__name__)
 
 PREFIX = "prewarm_"
 _NAME = re.compile(r"prewarm_[a-z][a-z0-9_]*")
@@ -105,6 +110,10 @@ class Histogram:
 
     def bucket_label(self, index: int) -> str:
         return "+Inf" if index >= len(self.buckets) else repr(self.buckets[index])
+
+    def samples_name(self, values: tuple[str, ...] = ()) -> str:
+        """Names the list of raw samples of one series (`pipeline_hop_seconds:queue`)."""
+        return f"{self.short}{SEP}{_label_part(self.labels, values)}" if self.labels else self.short
 
     def increments(self, value: float, count: int = 1, values: tuple[str, ...] = ()) -> list[tuple[str, int | float]]:
         """The hash fields `count` observations of `value` add to (the sum's as a float)."""
@@ -206,6 +215,18 @@ INVALIDATION_LAG = _declare(
         samples_kept=20_000,
     )
 )
+# The same path cut into hops, per rebuilt entry (workers.hops): notify (commit -> the relay
+# woke), relay (-> task published), queue (-> task started), read (-> rows read from
+# Postgres), write (-> entries written). Signal-path tasks have no notify or relay hop.
+PIPELINE_HOPS = _declare(
+    Histogram(
+        "prewarm_pipeline_hop_seconds",
+        "Time an invalidation spends in each hop of the pipeline",
+        buckets=(0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+        labels=("hop",),
+        samples_kept=20_000,
+    )
+)
 
 
 # -- storage -------------------------------------------------------------------------------
@@ -213,34 +234,69 @@ INVALIDATION_LAG = _declare(
 
 class RedisStore:
     """Where every process adds its counts: one counters hash, one hash (and samples list) per
-    histogram. It takes the current cache client on each call, so tests may repoint Redis."""
+    histogram. It takes the current cache client on each call, so tests may repoint Redis.
+
+    Each call is one round trip; inside `deferred()` the calls of a whole block share one.
+    """
+
+    def __init__(self) -> None:
+        self._held: contextvars.ContextVar = contextvars.ContextVar("metrics_pipeline", default=None)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Hold every add, observe and set made inside the block and send them together at its
+        end: a rebuild task's metrics cost one round trip, not one per call. Best effort: a
+        block that raises still sends them, and a send that fails is logged, never raised
+        (the block's work is done; its metrics must not make it fail or retry)."""
+        if self._held.get() is not None:  # nested: the outer block sends
+            yield
+            return
+        pipe = client().pipeline(transaction=False)
+        token = self._held.set(pipe)
+        try:
+            yield
+        finally:
+            self._held.reset(token)
+            try:
+                pipe.execute()
+            except Exception as exc:
+                log.warning("metrics not recorded: %s: %s", type(exc).__name__, exc)
+
+    @contextlib.contextmanager
+    def _pipe(self) -> Iterator:
+        held = self._held.get()
+        if held is not None:
+            yield held
+            return
+        pipe = client().pipeline(transaction=False)
+        yield pipe
+        pipe.execute()
 
     def add(self, counts: Iterable[tuple[Counter, tuple[str, ...], int]]) -> None:
-        """Add each (counter, label values, amount) in one round trip; a 0 still shows the series."""
-        pipe = client().pipeline(transaction=False)
-        for counter, values, amount in counts:
-            pipe.hincrby(keys.counters_key(), counter.field(values), amount)
-        pipe.execute()
+        """Add each (counter, label values, amount); a 0 still shows the series."""
+        with self._pipe() as pipe:
+            for counter, values, amount in counts:
+                pipe.hincrby(keys.counters_key(), counter.field(values), amount)
 
     def observe(self, histogram: Histogram, value: float, *, count: int = 1, values: tuple[str, ...] = ()) -> None:
         key = keys.histogram_key(histogram.short)
-        pipe = client().pipeline(transaction=False)
-        for field, amount in histogram.increments(value, count, values):
-            if isinstance(amount, float):
-                pipe.hincrbyfloat(key, field, amount)
-            else:
-                pipe.hincrby(key, field, amount)
-        if histogram.samples_kept:
-            samples = keys.histogram_samples_key(histogram.short)
-            pipe.lpush(samples, f"{value:.6f}")
-            pipe.ltrim(samples, 0, histogram.samples_kept - 1)
-        pipe.execute()
+        with self._pipe() as pipe:
+            for field, amount in histogram.increments(value, count, values):
+                if isinstance(amount, float):
+                    pipe.hincrbyfloat(key, field, amount)
+                else:
+                    pipe.hincrby(key, field, amount)
+            if histogram.samples_kept:
+                samples = keys.histogram_samples_key(histogram.samples_name(values))
+                pipe.lpush(samples, f"{value:.6f}")
+                pipe.ltrim(samples, 0, histogram.samples_kept - 1)
 
     def set(self, values: Iterable[tuple[Gauge, tuple[str, ...], float]]) -> None:
-        """Set each (gauge, label values, value) in one round trip."""
+        """Set each (gauge, label values, value)."""
         mapping = {gauge.field(labels): repr(float(value)) for gauge, labels, value in values}
         if mapping:
-            client().hset(keys.gauges_key(), mapping=mapping)
+            with self._pipe() as pipe:
+                pipe.hset(keys.gauges_key(), mapping=mapping)
 
     def counter_fields(self) -> dict[str, int]:
         return {k.decode(): int(float(v)) for k, v in client().hgetall(keys.counters_key()).items()}
@@ -251,12 +307,12 @@ class RedisStore:
     def histogram_fields(self, histogram: Histogram) -> dict[str, float]:
         return {k.decode(): float(v) for k, v in client().hgetall(keys.histogram_key(histogram.short)).items()}
 
-    def recent_samples(self, histogram: Histogram) -> list[float]:
-        """The latest raw observations, newest first."""
-        return [float(x) for x in client().lrange(keys.histogram_samples_key(histogram.short), 0, -1)]
+    def recent_samples(self, histogram: Histogram, values: tuple[str, ...] = ()) -> list[float]:
+        """The latest raw observations of one series, newest first."""
+        return [float(x) for x in client().lrange(keys.histogram_samples_key(histogram.samples_name(values)), 0, -1)]
 
-    def forget_samples(self, histogram: Histogram) -> None:
-        client().delete(keys.histogram_samples_key(histogram.short))
+    def forget_samples(self, histogram: Histogram, values: tuple[str, ...] = ()) -> None:
+        client().delete(keys.histogram_samples_key(histogram.samples_name(values)))
 
 
 class MemoryStore:
@@ -278,7 +334,7 @@ class MemoryStore:
         for field, amount in histogram.increments(value, count, values):
             fields[field] = fields.get(field, 0) + amount
         if histogram.samples_kept:
-            kept = self.samples.setdefault(histogram.short, [])
+            kept = self.samples.setdefault(histogram.samples_name(values), [])
             kept.insert(0, value)
             del kept[histogram.samples_kept :]
 
@@ -295,11 +351,15 @@ class MemoryStore:
     def histogram_fields(self, histogram: Histogram) -> dict[str, float]:
         return dict(self.hashes.get(histogram.short, {}))
 
-    def recent_samples(self, histogram: Histogram) -> list[float]:
-        return list(self.samples.get(histogram.short, []))
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        yield
 
-    def forget_samples(self, histogram: Histogram) -> None:
-        self.samples.pop(histogram.short, None)
+    def recent_samples(self, histogram: Histogram, values: tuple[str, ...] = ()) -> list[float]:
+        return list(self.samples.get(histogram.samples_name(values), []))
+
+    def forget_samples(self, histogram: Histogram, values: tuple[str, ...] = ()) -> None:
+        self.samples.pop(histogram.samples_name(values), None)
 
 
 STORE: RedisStore | MemoryStore = RedisStore()  # callers look it up at call time: tests swap it

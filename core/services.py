@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ class Outcome:
     deleted: int = 0
     # epoch second -> ids whose entries change then with no write (their `valid_until`)
     edges: dict[int, set[int]] = field(default_factory=dict)
+    read_at: float | None = None  # epoch seconds when the rows were read (the pipeline's hops)
 
     def counts(self) -> dict[str, int]:
         return {"written": self.written, "refused": self.refused, "deleted": self.deleted}
@@ -97,8 +99,7 @@ def _count(family: str, outcome: Outcome) -> None:
     )
 
 
-def _build_profiles(ids: Iterable[int], now: datetime):
-    facts = selectors.profile_facts(ids)
+def _build_profiles(facts: dict, now: datetime):
     classes = {pid: profile_class(f, now) for pid, f in facts.items()}
     entries = {pid: build_profile(f, now, classes[pid]) for pid, f in facts.items()}
     region_versions = {f.region: f.region_version for f in facts.values()}
@@ -108,7 +109,7 @@ def _build_profiles(ids: Iterable[int], now: datetime):
 def profile_entries(ids: Iterable[int], now: datetime) -> tuple[dict[int, Entry], dict[int, EntitlementClass]]:
     """What the profile entries of these ids must hold now (absent ids: no row), built in
     memory: the rebuild writes them, the verifier compares them."""
-    entries, classes, _ = _build_profiles(ids, now)
+    entries, classes, _ = _build_profiles(selectors.profile_facts(ids), now)
     return entries, classes
 
 
@@ -116,9 +117,12 @@ def rebuild_profiles(ids: Iterable[int], *, now: datetime | None = None) -> Outc
     ids = set(ids)
     now = now or selectors.db_now()
     built = epoch_ms(now)
-    entries, classes, region_versions = _build_profiles(ids, now)
+    facts = selectors.profile_facts(ids)
+    read_at = time.time()
+    entries, classes, region_versions = _build_profiles(facts, now)
     _warn_if_not_compact(entries)
-    outcome = _tally(Outcome(), store().write_many(((keys.profile_key(p), e) for p, e in entries.items()), built))
+    written = store().write_many(((keys.profile_key(p), e) for p, e in entries.items()), built)
+    outcome = _tally(Outcome(read_at=read_at), written)
     outcome.edges = _edges(entries)
     gone = selectors.deleted_versions("profile", ids - entries.keys())
     store().tombstone_many(((keys.profile_key(p), v) for p, v in gone.items()), built)
@@ -182,7 +186,9 @@ def class_entries(
 def _write_classes(head: tuple[int, str, str, int], classes: list[EntitlementClass], now: datetime) -> Outcome:
     """Write the classes' entries; the outcome's edges are the region's (licence windows)."""
     entries = class_entries(head, classes, now)
-    outcome = _tally(Outcome(), store().write_many(((keys.class_key(c), e) for c, e in entries.items()), epoch_ms(now)))
+    read_at = time.time()
+    written = store().write_many(((keys.class_key(c), e) for c, e in entries.items()), epoch_ms(now))
+    outcome = _tally(Outcome(read_at=read_at), written)
     outcome.edges = {at: {head[0]} for at in _edges(entries)}
     return outcome
 
@@ -205,6 +211,7 @@ def rebuild_regions(region_ids: Iterable[int] | None = None, *, now: datetime | 
             client().sadd(set_key, *[class_member(c) for c in classes], COMPLETE_MEMBER)
         if classes:
             outcome = _write_classes(head, classes, now)
+            total.read_at = total.read_at or outcome.read_at
             total.written += outcome.written
             total.refused += outcome.refused
             for at, ids in outcome.edges.items():
@@ -255,7 +262,7 @@ def rebuild_epg(channel_ids: Iterable[int], *, now: datetime | None = None) -> O
     if not windows:
         return Outcome()
     entries, present = epg_entries(ids, windows, now)
-    outcome = _tally(Outcome(), store().write_many(entries.items(), built))
+    outcome = _tally(Outcome(read_at=time.time()), store().write_many(entries.items(), built))
     gone = selectors.deleted_versions("channel", ids - present)
     store().tombstone_many(
         ((keys.epg_fragment_key(tz, day.isoformat(), cid), v) for cid, v in gone.items() for tz, day in windows),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 
 from . import coalesce
@@ -29,12 +30,15 @@ def chunks(ids: list[int], size: int = BATCH) -> Iterable[list[int]]:
         yield ids[i : i + size]
 
 
-def publish(kind: str, ids: Iterable[int], committed_at: float | None, *, relay: bool = False) -> int:
+def publish(
+    kind: str, ids: Iterable[int], committed_at: float | None, *, relay: bool = False, seen_at: float | None = None
+) -> int:
     """Queue rebuilds for the ids that have none queued; returns the number of tasks sent.
 
     Claims CLAIM_CHUNK ids at a time and sends full tasks of BATCH as it goes (ids claimed
     but not yet sent wait for the next slice, so skipped ids do not leave tasks half empty).
-    `relay` marks the outbox relay's claims (see workers.coalesce for who trusts whom).
+    `relay` marks the outbox relay's claims (see workers.coalesce for who trusts whom);
+    `seen_at`, when the relay took up the rows (a task stamps its hops: workers.lag).
     Raises if Redis or the broker refuses: the caller keeps its event (outbox row) then.
     Ids sent before the failure stay queued; ids claimed and not sent are given back; ids
     not yet claimed were never marked.
@@ -53,7 +57,8 @@ def publish(kind: str, ids: Iterable[int], committed_at: float | None, *, relay:
             try:
                 while len(held) >= BATCH or (last and held):
                     # By name through the app: producers never import the consumer (workers.tasks).
-                    app.send_task(REBUILD_TASK, (kind, held[:BATCH], committed_at), queue=INVALIDATE_QUEUE)
+                    stamps = {"seen_at": seen_at, "sent_at": time.time()}
+                    app.send_task(REBUILD_TASK, (kind, held[:BATCH], committed_at), stamps, queue=INVALIDATE_QUEUE)
                     sent += held[:BATCH]
                     del held[:BATCH]
                     tasks += 1

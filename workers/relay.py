@@ -47,7 +47,7 @@ def drain_once(conn: psycopg.Connection, batch_rows: int = BATCH_ROWS) -> int:
 
     Raises when Redis or the broker refuses: the transaction rolls back and the rows wait.
     """
-    started = time.perf_counter()
+    started, seen_at = time.perf_counter(), time.time()
     with conn.transaction():
         rows = conn.execute(_SELECT, [batch_rows]).fetchall()
         if not rows:
@@ -60,7 +60,7 @@ def drain_once(conn: psycopg.Connection, batch_rows: int = BATCH_ROWS) -> int:
         tasks = 0
         for kind, ids in grouped.items():
             if kind in events.KINDS:
-                tasks += events.publish(kind, ids, committed[kind], relay=True)
+                tasks += events.publish(kind, ids, committed[kind], relay=True, seen_at=seen_at)
             else:
                 log.error("dropping outbox rows of unknown kind %r", kind)
         conn.execute("DELETE FROM prewarm_outbox WHERE id = ANY(%s)", [[r[0] for r in rows]])

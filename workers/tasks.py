@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 
 import redis
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from core import selectors, services
+from core import metrics, selectors, services
 
 from . import coalesce, edges, events, lag
 from .app import INVALIDATE_QUEUE
@@ -26,12 +27,27 @@ _REBUILDERS = {
 
 
 @shared_task(name=events.REBUILD_TASK, queue=INVALIDATE_QUEUE, **RETRY)
-def rebuild(kind: str, ids: list[int], committed_at: float | None = None, not_before: float | None = None) -> dict:
+def rebuild(
+    kind: str,
+    ids: list[int],
+    committed_at: float | None = None,
+    not_before: float | None = None,
+    seen_at: float | None = None,
+    sent_at: float | None = None,
+) -> dict:
     """Rebuild the entries of one event batch (invalidation queue, latency first).
 
     `not_before` (an edge's moment, workers.edges): decide time windows as of that moment at
     least, even when Postgres' clock is behind the worker's that ran the ETA task.
+    `seen_at`, `sent_at`: when the relay took up the event and when it was published (the
+    pipeline's hops, workers.lag).
     """
+    with metrics.STORE.deferred():  # this task's metrics: one round trip at the end
+        return _rebuild(kind, ids, committed_at, not_before,
+                        {"committed": committed_at, "seen": seen_at, "sent": sent_at, "started": time.time()})
+
+
+def _rebuild(kind: str, ids: list[int], committed_at: float | None, not_before: float | None, stamps: dict) -> dict:
     # Running markers first: an event from now on queues another rebuild after this one,
     # and if this process dies mid-run the sweeper re-queues the ids (workers.coalesce).
     run = coalesce.start(kind, ids)
@@ -40,6 +56,7 @@ def rebuild(kind: str, ids: list[int], committed_at: float | None = None, not_be
         if not_before is not None:
             now = max(now, datetime.fromtimestamp(not_before, UTC))
         outcome = _REBUILDERS[kind](ids, now=now)
+        stamps.update(read=outcome.read_at, written=time.time())
         edges.queue_soon(kind, outcome.edges, now)
     except Exception:
         # This attempt may be the last (an error that is not retried, retries used up, a
@@ -54,7 +71,9 @@ def rebuild(kind: str, ids: list[int], committed_at: float | None = None, not_be
     except Exception:  # the entries are written: the markers only cost one more rebuild
         log.warning("could not clear %d %s running markers; the sweeper will rebuild them", len(ids), kind,
                     exc_info=True)
-    lag.observe(committed_at, count=max(1, len(ids)))
+    count = max(1, len(ids))
+    lag.observe(committed_at, count=count, now=stamps["written"])
+    lag.observe_hops(stamps, count=count)
     return outcome.counts()
 
 

@@ -94,6 +94,13 @@ def test_every_kind_of_change_reaches_redis(catalogue, redis_client, purge_queue
 
     count = metrics.snapshot(metrics.INVALIDATION_LAG).count
     assert count > 0
+    # Every hop was stamped (the raw SQL change above came through the relay alone), and each
+    # one is no longer than the whole path.
+    names = ("notify", "relay", "queue", "read", "write")
+    hops = {hop: metrics.snapshot(metrics.PIPELINE_HOPS, (hop,)) for hop in names}
+    assert all(h.count > 0 for h in hops.values()), {hop: h.count for hop, h in hops.items()}
+    lag = metrics.snapshot(metrics.INVALIDATION_LAG)
+    assert all(h.sum <= lag.sum for h in hops.values())
 
 
 def test_queryset_update_of_10k_subscriptions_converges(catalogue, redis_client, purge_queues, start_proc):

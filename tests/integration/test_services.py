@@ -299,3 +299,16 @@ def test_an_isp_renamed_and_back_leaves_no_class_entry_stale(catalogue, redis_cl
     rename("fibra2", "fibra")
     assert profile_entry(redis_client, p.pk)["class"].decode() == class_id
     assert class_data(redis_client, class_id) == before
+
+
+def test_metrics_of_a_deferred_block_land_together_at_its_end_even_when_it_raises(redis_client):
+    from core import metrics
+
+    before = metrics.STORE.counter_fields().get(metrics.REBUILDS.field(("profile",)), 0)
+    with pytest.raises(RuntimeError), metrics.STORE.deferred():
+        metrics.STORE.add([(metrics.REBUILDS, ("profile",), 2)])
+        metrics.STORE.observe(metrics.PIPELINE_HOPS, 0.003, values=("queue",))
+        assert metrics.STORE.counter_fields().get(metrics.REBUILDS.field(("profile",)), 0) == before  # held
+        raise RuntimeError("the block failed after its work")
+    assert metrics.STORE.counter_fields()[metrics.REBUILDS.field(("profile",))] == before + 2
+    assert metrics.STORE.recent_samples(metrics.PIPELINE_HOPS, ("queue",))[0] == pytest.approx(0.003)

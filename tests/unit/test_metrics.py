@@ -67,6 +67,16 @@ def test_worker_lag_is_never_negative_and_needs_a_commit_time(store):
     assert metrics.snapshot(LAG).count == 1
 
 
+def test_hops_come_from_the_stamps_a_task_collected_and_are_never_negative(store):
+    stamps = {"committed": 10.0, "seen": 10.001, "sent": 10.0015, "started": 10.004, "read": 10.005, "written": 10.0045}
+    found = lag.observe_hops(stamps, count=2)
+    assert found == pytest.approx({"notify": 0.001, "relay": 0.0005, "queue": 0.0025, "read": 0.001, "write": 0.0})
+    assert metrics.snapshot(metrics.PIPELINE_HOPS, ("queue",)).count == 2
+    assert store.recent_samples(metrics.PIPELINE_HOPS, ("queue",)) == [pytest.approx(0.0025)]
+    # the signal path has no relay: those hops are left out, not counted as 0
+    assert set(lag.hops({"committed": 1.0, "sent": 1.1, "started": 1.2})) == {"queue"}
+
+
 def test_raw_samples_are_bounded_newest_first():
     h = Histogram("prewarm_test_seconds", "t", buckets=(1.0,), samples_kept=3)
     memory = MemoryStore()
