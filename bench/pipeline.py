@@ -78,7 +78,7 @@ def _signal(pk: int) -> None:
     """What the ORM's post_save would do after commit (QuerySet.update sends no signal)."""
     from workers import events
 
-    events.publish(events.PROFILE, [pk], time.time())
+    events.publish(events.PROFILE, [pk], time.time(), defer_to_relay=True)
 
 
 def burst(n: int) -> dict:

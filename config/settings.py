@@ -138,6 +138,12 @@ PREWARM_VERIFY_GRACE_SECONDS = env_float("PREWARM_VERIFY_GRACE_SECONDS", 5.0)
 # Beat's prewarm.verify_slice covers the whole profile id range once in this many hours.
 PREWARM_VERIFY_CYCLE_HOURS = env_float("PREWARM_VERIFY_CYCLE_HOURS", 24.0)
 
+# Rebuild tasks allowed to wait unstarted before producers hold new changes back (the relay
+# keeps the rows in the outbox, web processes leave theirs to it) and send them together in
+# the next, larger task: batching that starts only when the workers fall behind. 0 turns it
+# off. About the invalidate workers' total concurrency (workers.coalesce, workers.relay).
+PREWARM_WAITING_TASKS = env_int("PREWARM_WAITING_TASKS", 2)
+
 # Redis broker: a message taken by a worker that dies unacknowledged is re-delivered after
 # this many seconds (RabbitMQ re-delivers at once). Keep it above the task time limit.
 PREWARM_BROKER_VISIBILITY_TIMEOUT = env_int("PREWARM_BROKER_VISIBILITY_TIMEOUT", 600)

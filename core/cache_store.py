@@ -1,9 +1,11 @@
 """Versioned cache writes: a Lua compare-and-set per entry, tombstones for deleted rows."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import redis
+from redis.client import Pipeline
+from redis.exceptions import NoScriptError
 
 from .builders import Entry
 
@@ -44,33 +46,64 @@ return 1
 class Store:
     """Writes entries through one pipeline per batch: one round trip whatever the count.
 
-    redis-py pipelines check SCRIPT EXISTS and load missing scripts before executing, so a
-    restarted Redis (which forgets scripts) needs no special handling here.
+    Scripts go as EVALSHA in a plain pipeline. redis-py's own script objects would make
+    every such pipeline ask SCRIPT EXISTS first: a second round trip per batch, on the
+    rebuild path. A Redis that forgot the scripts (restarted) answers NOSCRIPT instead;
+    they are loaded then and the batch sent again, which is safe because every write is
+    a compare-and-set by version.
     """
 
     def __init__(self, client: redis.Redis):
         self.client = client
-        self._cas = client.register_script(_CAS)
-        self._tomb = client.register_script(_TOMBSTONE)
+        self._scripts = [client.register_script(_CAS), client.register_script(_TOMBSTONE)]
+        self._cas, self._tomb = (s.sha for s in self._scripts)
+
+    def _execute(self, queue: Callable[[Pipeline], None]) -> list:
+        for attempt in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            queue(pipe)
+            results = pipe.execute(raise_on_error=False)
+            if attempt or not any(isinstance(r, NoScriptError) for r in results):
+                break
+            for script in self._scripts:
+                self.client.script_load(script.script)
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
+        return results
 
     def write_many(self, items: Iterable[tuple[str, Entry]], built_at_ms: int) -> list[bool]:
+        return self.write_many_then(items, built_at_ms)[0]
+
+    def write_many_then(
+        self, items: Iterable[tuple[str, Entry]], built_at_ms: int, then: Callable[[Pipeline], None] | None = None
+    ) -> tuple[list[bool], list]:
+        """Write the entries, then queue `then`'s commands in the same round trip; returns
+        whether each entry was written, and the replies to `then`'s commands."""
         items = list(items)
-        if not items:
-            return []
-        pipe = self.client.pipeline(transaction=False)
-        for key, entry in items:
-            args: list = [entry.version, built_at_ms]
-            for name, value in entry.fields.items():
-                args += [name, value]
-            self._cas(keys=[key], args=args, client=pipe)
-        return [bool(r) for r in pipe.execute()]
+        if not items and then is None:
+            return [], []
+
+        def queue(pipe: Pipeline) -> None:
+            for key, entry in items:
+                args: list = [entry.version, built_at_ms]
+                for name, value in entry.fields.items():
+                    args += [name, value]
+                pipe.evalsha(self._cas, 1, key, *args)
+            if then is not None:
+                then(pipe)
+
+        results = self._execute(queue)
+        return [bool(r) for r in results[: len(items)]], results[len(items) :]
 
     def tombstone_many(self, items: Iterable[tuple[str, int]], built_at_ms: int) -> list[bool]:
         """Mark entries deleted, each with its row's last version (`(key, version)` pairs)."""
         items = list(items)
         if not items:
             return []
-        pipe = self.client.pipeline(transaction=False)
-        for key, version in items:
-            self._tomb(keys=[key], args=[version, built_at_ms, TOMBSTONE_TTL], client=pipe)
-        return [bool(r) for r in pipe.execute()]
+
+        def queue(pipe: Pipeline) -> None:
+            for key, version in items:
+                pipe.evalsha(self._tomb, 1, key, version, built_at_ms, TOMBSTONE_TTL)
+
+        return [bool(r) for r in self._execute(queue)]

@@ -54,6 +54,17 @@ def dirty_key(kind: str) -> str:
     return f"{prefix()}:dirty:{kind}"
 
 
+def inflight_key() -> str:
+    """Sorted set: tickets of rebuild tasks published and not started, scored by publish
+    time in ms (workers.coalesce: producers hold back while enough wait)."""
+    return f"{prefix()}:inflight"
+
+
+def bell_key() -> str:
+    """List: rung by each task run that starts, to wake a relay holding rows back."""
+    return f"{prefix()}:inflight:bell"
+
+
 def edge_key(kind: str, at: int) -> str:
     """Set: ids whose rebuild at epoch second `at` is queued (workers.edges sends each once)."""
     return f"{prefix()}:edge:{kind}:{at}"

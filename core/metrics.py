@@ -243,24 +243,25 @@ class RedisStore:
         self._held: contextvars.ContextVar = contextvars.ContextVar("metrics_pipeline", default=None)
 
     @contextlib.contextmanager
-    def deferred(self) -> Iterator[None]:
+    def deferred(self) -> Iterator:
         """Hold every add, observe and set made inside the block and send them together at its
-        end: a rebuild task's metrics cost one round trip, not one per call. Best effort: a
-        block that raises still sends them, and a send that fails is logged, never raised
-        (the block's work is done; its metrics must not make it fail or retry)."""
-        if self._held.get() is not None:  # nested: the outer block sends
-            yield
+        end: a rebuild task's metrics cost one round trip, not one per call. Yields the
+        pipeline, for other best-effort commands to ride along. Best effort: a block that
+        raises still sends them, and a send that fails is logged, never raised (the block's
+        work is done; its metrics must not make it fail or retry)."""
+        if (held := self._held.get()) is not None:  # nested: the outer block sends
+            yield held
             return
         pipe = client().pipeline(transaction=False)
         token = self._held.set(pipe)
         try:
-            yield
+            yield pipe
         finally:
             self._held.reset(token)
             try:
                 pipe.execute()
             except Exception as exc:
-                log.warning("metrics not recorded: %s: %s", type(exc).__name__, exc)
+                log.warning("deferred metrics (and commands riding along) not sent: %s: %s", type(exc).__name__, exc)
 
     @contextlib.contextmanager
     def _pipe(self) -> Iterator:
@@ -353,7 +354,7 @@ class MemoryStore:
 
     @contextlib.contextmanager
     def deferred(self) -> Iterator[None]:
-        yield
+        yield None
 
     def recent_samples(self, histogram: Histogram, values: tuple[str, ...] = ()) -> list[float]:
         return list(self.samples.get(histogram.samples_name(values), []))

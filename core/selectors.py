@@ -24,29 +24,47 @@ def db_now() -> datetime:
     return _rows("SELECT now()")[0][0]
 
 
-def profile_facts(ids: Iterable[int]) -> dict[int, ProfileFacts]:
-    """Facts for the given profile ids; ids with no row are simply absent."""
-    ids = sorted(set(ids))
-    if not ids:
-        return {}
-    heads = _rows(
-        """SELECT p.id, p.version, r.code, i.code, r.timezone, r.version
+_PROFILE_HEADS = """SELECT p.id, p.version, r.code, i.code, r.timezone, r.version
              FROM core_profile p JOIN core_region r ON r.id = p.region_id JOIN core_isp i ON i.id = p.isp_id
-            WHERE p.id = ANY(%s)""",
-        [ids],
-    )
-    subs: dict[int, list[SubscriptionTerm]] = defaultdict(list)
-    for profile_id, plan, starts_at, expires_at in _rows(
-        """SELECT s.profile_id, pl.code, s.starts_at, s.expires_at
+            WHERE p.id = ANY(%s)"""
+_PROFILE_SUBS = """SELECT s.profile_id, pl.code, s.starts_at, s.expires_at
              FROM core_subscription s JOIN core_plan pl ON pl.id = s.plan_id
-            WHERE s.profile_id = ANY(%s)""",
-        [ids],
-    ):
+            WHERE s.profile_id = ANY(%s)"""
+
+
+def _result_sets(sql: str, params=()) -> list[list[tuple]]:
+    """Every result of several `;`-separated statements sent in one round trip (as one
+    implicit transaction: one snapshot, one now()). Django's psycopg cursors bind
+    parameters client-side, which allows this; OPTIONS server_side_binding would not."""
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        out = [cur.fetchall()]
+        while cur.nextset():
+            out.append(cur.fetchall())
+        return out
+
+
+def _profile_facts(heads: list[tuple], sub_rows: list[tuple]) -> dict[int, ProfileFacts]:
+    subs: dict[int, list[SubscriptionTerm]] = defaultdict(list)
+    for profile_id, plan, starts_at, expires_at in sub_rows:
         subs[profile_id].append(SubscriptionTerm(plan, starts_at, expires_at))
     return {
         pid: ProfileFacts(pid, version, region, isp, tz, tuple(subs.get(pid, ())), region_version)
         for pid, version, region, isp, tz, region_version in heads
     }
+
+
+def profile_facts(ids: Iterable[int]) -> dict[int, ProfileFacts]:
+    """Facts for the given profile ids; ids with no row are simply absent."""
+    return profile_facts_now(ids)[1]
+
+
+def profile_facts_now(ids: Iterable[int]) -> tuple[datetime, dict[int, ProfileFacts]]:
+    """Postgres' clock and the facts for the given profile ids, in one round trip (a
+    rebuild task's only query when every id still has its row)."""
+    ids = sorted(set(ids))
+    now, heads, sub_rows = _result_sets(f"SELECT now(); {_PROFILE_HEADS}; {_PROFILE_SUBS}", [ids, ids])
+    return now[0][0], _profile_facts(heads, sub_rows)
 
 
 def deleted_versions(kind: str, ids: Iterable[int]) -> dict[int, int]:

@@ -45,6 +45,7 @@ class Outcome:
     # epoch second -> ids whose entries change then with no write (their `valid_until`)
     edges: dict[int, set[int]] = field(default_factory=dict)
     read_at: float | None = None  # epoch seconds when the rows were read (the pipeline's hops)
+    now: datetime | None = None  # the moment the rebuild decided time windows at
 
     def counts(self) -> dict[str, int]:
         return {"written": self.written, "refused": self.refused, "deleted": self.deleted}
@@ -113,21 +114,38 @@ def profile_entries(ids: Iterable[int], now: datetime) -> tuple[dict[int, Entry]
     return entries, classes
 
 
-def rebuild_profiles(ids: Iterable[int], *, now: datetime | None = None) -> Outcome:
-    ids = set(ids)
+def _clock(now: datetime | None, not_before: datetime | None) -> datetime:
+    """The moment a rebuild decides time windows at: given, or Postgres' clock; never
+    before `not_before` (an edge's moment, when Postgres' clock is behind the worker's)."""
     now = now or selectors.db_now()
+    return max(now, not_before) if not_before else now
+
+
+def rebuild_profiles(
+    ids: Iterable[int], *, now: datetime | None = None, not_before: datetime | None = None
+) -> Outcome:
+    """One query round trip (the clock with the rows, unless `now` is given) and one Redis
+    round trip (entries and class checks) when every id has its row and class entry."""
+    ids = set(ids)
+    if now is None:
+        now, facts = selectors.profile_facts_now(ids)
+    else:
+        facts = selectors.profile_facts(ids)
+    now = _clock(now, not_before)
     built = epoch_ms(now)
-    facts = selectors.profile_facts(ids)
     read_at = time.time()
     entries, classes, region_versions = _build_profiles(facts, now)
     _warn_if_not_compact(entries)
-    written = store().write_many(((keys.profile_key(p), e) for p, e in entries.items()), built)
-    outcome = _tally(Outcome(read_at=read_at), written)
+    ordered = sorted(set(classes.values()), key=lambda c: c.id)
+    written, held = store().write_many_then(
+        ((keys.profile_key(p), e) for p, e in entries.items()), built, lambda pipe: _check_classes(pipe, ordered)
+    )
+    outcome = _tally(Outcome(read_at=read_at, now=now), written)
     outcome.edges = _edges(entries)
     gone = selectors.deleted_versions("profile", ids - entries.keys())
     store().tombstone_many(((keys.profile_key(p), v) for p, v in gone.items()), built)
     outcome.deleted = len(gone)
-    _ensure_classes(set(classes.values()), region_versions, now)
+    _build_missing_classes(ordered, held[1::2], region_versions, now)
     _count("profile", outcome)
     return outcome
 
@@ -149,18 +167,19 @@ def _warn_if_not_compact(entries: dict[int, Entry]) -> None:
             return
 
 
-def _ensure_classes(classes: set[EntitlementClass], region_versions: dict[str, int], now: datetime) -> None:
-    """Register each class in its region's set and build the ones Redis does not hold at the
-    region version the profiles were read with (an entry left by a deleted region with the
-    same code, or one whose region rebuild is still on its way)."""
-    if not classes:
-        return
-    ordered = sorted(classes, key=lambda c: c.id)
-    pipe = client().pipeline(transaction=False)
+def _check_classes(pipe, ordered: list[EntitlementClass]) -> None:
+    """Register each class in its region's set and ask which version of it Redis holds."""
     for cls in ordered:
         pipe.sadd(keys.region_classes_key(cls.region), class_member(cls))
         pipe.hget(keys.class_key(cls.id), "version")
-    held = pipe.execute()[1::2]
+
+
+def _build_missing_classes(
+    ordered: list[EntitlementClass], held: list, region_versions: dict[str, int], now: datetime
+) -> None:
+    """Build the classes Redis does not hold at the region version the profiles were read
+    with (an entry left by a deleted region with the same code, or one whose region
+    rebuild is still on its way)."""
     missing = [
         cls for cls, version in zip(ordered, held) if version is None or int(version) < region_versions[cls.region]
     ]
@@ -193,10 +212,12 @@ def _write_classes(head: tuple[int, str, str, int], classes: list[EntitlementCla
     return outcome
 
 
-def rebuild_regions(region_ids: Iterable[int] | None = None, *, now: datetime | None = None) -> Outcome:
+def rebuild_regions(
+    region_ids: Iterable[int] | None = None, *, now: datetime | None = None, not_before: datetime | None = None
+) -> Outcome:
     """Rebuild every known entitlement class of the regions: work per class, not per viewer."""
-    now = now or selectors.db_now()
-    total = Outcome()
+    now = _clock(now, not_before)
+    total = Outcome(now=now)
     for head in selectors.region_heads(None if region_ids is None else set(region_ids)):
         set_key = keys.region_classes_key(head[1])
         members = client().smembers(set_key)
@@ -253,16 +274,18 @@ def epg_entries(
     return entries, present
 
 
-def rebuild_epg(channel_ids: Iterable[int], *, now: datetime | None = None) -> Outcome:
+def rebuild_epg(
+    channel_ids: Iterable[int], *, now: datetime | None = None, not_before: datetime | None = None
+) -> Outcome:
     """Rewrite the EPG fragments of these channels for every kept (time zone, day)."""
     ids = set(channel_ids)
-    now = now or selectors.db_now()
+    now = _clock(now, not_before)
     built = epoch_ms(now)
     windows = epg_windows(now)
     if not windows:
-        return Outcome()
+        return Outcome(now=now)
     entries, present = epg_entries(ids, windows, now)
-    outcome = _tally(Outcome(read_at=time.time()), store().write_many(entries.items(), built))
+    outcome = _tally(Outcome(read_at=time.time(), now=now), store().write_many(entries.items(), built))
     gone = selectors.deleted_versions("channel", ids - present)
     store().tombstone_many(
         ((keys.epg_fragment_key(tz, day.isoformat(), cid), v) for cid, v in gone.items() for tz, day in windows),

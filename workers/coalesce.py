@@ -30,6 +30,15 @@ RUNNING_STALE_MS + 30 s (the sweep period) = 90 s of its start, plus the invalid
 queue's wait. The broker's own re-delivery of the lost message only comes after its
 visibility timeout (600 s); by then it is a harmless duplicate (writes are versioned).
 
+Producers also count the tasks they published that no worker has started yet: each task
+has a ticket, registered (`inflight`, scored by publish time) before it is sent and
+dropped when a run of it starts. While WAITING_LIMIT tickets wait, the relay holds new
+outbox rows back and web processes leave their changes to it (workers.relay.Gate): the
+rows pile up in Postgres, and the next batch takes all of them in one task. Under load a
+task then carries many ids (one query set, one Redis round trip for all), so the work per
+change shrinks as the rate grows; at a low rate nothing waits and nothing is held. A ticket
+whose task was lost counts for TICKET_STALE_MS at most.
+
 Every call is given at most a few thousand ids (`workers.events` claims in CLAIM_CHUNK
 slices; a task holds events.BATCH; stale() reads in HSCAN slices): a script blocks Redis
 while it runs, 2-4 us per id here.
@@ -56,16 +65,28 @@ QUEUED_STALE_MS = 60_000
 # per RUNNING_STALE_MS (the duplicate's own start renews the marker). Far shorter than the
 # 240 s soft time limit: waiting for it would keep a dead run's entries stale for minutes.
 RUNNING_STALE_MS = 60_000
+# A ticket older than this is taken for a lost task, and stops holding producers back.
+# A task waiting this long means the workers are far behind or down: then the relay sends
+# one batch per TICKET_STALE_MS while the rest waits in the outbox.
+TICKET_STALE_MS = 1_000
+# A started run rings this bell (a list, trimmed) so a relay holding rows back wakes at once.
+BELL_KEEP = 8
 
-# ARGV: now_ms, claim_stale_ms, queued_stale_ms, token, ids. A relay token starts with 'r':
-# a relay trusts queued ids and other producers' fresh claims, never another relay's claim
-# (that relay may have died mid-batch, and its rows are being re-read right now). A running
-# marker counts as absent: that run may have read the rows before this change.
+# KEYS: dirty hash, inflight tickets. ARGV: now_ms, claim_stale_ms, queued_stale_ms, token,
+# waiting_limit, ticket_stale_ms, ids. A relay token starts with 'r': a relay trusts queued
+# ids and other producers' fresh claims, never another relay's claim (that relay may have
+# died mid-batch, and its rows are being re-read right now). A running marker counts as
+# absent: that run may have read the rows before this change. Any other producer claims
+# nothing while waiting_limit tickets wait (0: no limit): the relay will batch its change.
+# Claiming anything registers the producer's first ticket, the token itself.
 _CLAIM = """
 local now, claim_stale, queued_stale, token = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local limit, ticket_stale = tonumber(ARGV[5]), tonumber(ARGV[6])
 local relay = string.sub(token, 1, 1) == 'r'
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ticket_stale)
+if limit > 0 and not relay and redis.call('ZCARD', KEYS[2]) >= limit then return {} end
 local out = {}
-for i = 5, #ARGV do
+for i = 7, #ARGV do
   local cur = redis.call('HGET', KEYS[1], ARGV[i])
   local skip = false
   if cur then
@@ -78,15 +99,20 @@ for i = 5, #ARGV do
     out[#out + 1] = ARGV[i]
   end
 end
+if #out > 0 then redis.call('ZADD', KEYS[2], now, token) end
 return out
 """
 
-# ARGV: now_ms, token, mode ('q' = mark queued, 'd' = drop, 'a' = abandon: keep the claim
-# but dated 0, i.e. stale at once), ids. Acts only on this producer's own claims: a task
-# that already started has made the marker its running marker.
+# KEYS: dirty hash, inflight tickets. ARGV: now_ms, token, mode ('q' = mark queued, 'd' =
+# drop, 'a' = abandon: keep the claim but dated 0, i.e. stale at once), the number n of
+# tickets that follow, n tickets, ids. Acts only on this producer's own claims: a task that
+# already started has made the marker its running marker. The tickets are those of tasks
+# that were not sent: they are dropped.
 _SETTLE = """
 local mine = 'c' .. ARGV[2] .. ':'
-for i = 4, #ARGV do
+local n = tonumber(ARGV[4])
+for i = 5, 4 + n do redis.call('ZREM', KEYS[2], ARGV[i]) end
+for i = 5 + n, #ARGV do
   local cur = redis.call('HGET', KEYS[1], ARGV[i])
   if cur and string.sub(cur, 1, #mine) == mine then
     if ARGV[3] == 'q' then redis.call('HSET', KEYS[1], ARGV[i], 'q' .. ARGV[1])
@@ -128,19 +154,38 @@ def new_token(*, relay: bool = False) -> str:
     return ("r" if relay else "s") + secrets.token_hex(4)
 
 
-def claim(kind: str, ids: Iterable[int], token: str, *, now: int | None = None) -> list[int]:
-    """Claim ids for publishing; return those this producer must send."""
+def claim(
+    kind: str, ids: Iterable[int], token: str, *, now: int | None = None, waiting_limit: int = 0
+) -> list[int]:
+    """Claim ids for publishing; return those this producer must send. With `waiting_limit`,
+    a producer other than the relay claims nothing while that many tickets wait."""
     ids = sorted(set(ids))
     if not ids:
         return []
     script = client().register_script(_CLAIM)
-    args = [now if now is not None else now_ms(), CLAIM_STALE_MS, QUEUED_STALE_MS, token, *ids]
-    return [int(x) for x in script(keys=[keys.dirty_key(kind)], args=args)]
+    now = now if now is not None else now_ms()
+    args = [now, CLAIM_STALE_MS, QUEUED_STALE_MS, token, waiting_limit, TICKET_STALE_MS, *ids]
+    return [int(x) for x in script(keys=[keys.dirty_key(kind), keys.inflight_key()], args=args)]
 
 
-def _settle(kind: str, ids: list[int], token: str, mode: str) -> None:
-    if ids:
-        client().register_script(_SETTLE)(keys=[keys.dirty_key(kind)], args=[now_ms(), token, mode, *ids])
+def ticket(token: str, n: int) -> str:
+    """The ticket of a producer's n-th task (0-based): the first is the token, which its
+    claim registered."""
+    return token if n == 0 else f"{token}.{n}"
+
+
+def register(tickets: list[str]) -> None:
+    """Count these tasks as waiting before they are sent (the first is registered by claim)."""
+    if tickets:
+        now = now_ms()
+        client().zadd(keys.inflight_key(), dict.fromkeys(tickets, now))
+
+
+def _settle(kind: str, ids: list[int], token: str, mode: str, unsent: list[str] = ()) -> None:
+    if ids or unsent:
+        client().register_script(_SETTLE)(
+            keys=[keys.dirty_key(kind), keys.inflight_key()], args=[now_ms(), token, mode, len(unsent), *unsent, *ids]
+        )
 
 
 def queued(kind: str, ids: list[int], token: str) -> None:
@@ -148,41 +193,67 @@ def queued(kind: str, ids: list[int], token: str) -> None:
     _settle(kind, ids, token, "q")
 
 
-def unclaim(kind: str, ids: list[int], token: str) -> None:
-    """Publishing failed and the caller keeps its event: drop this producer's claims."""
-    _settle(kind, ids, token, "d")
+def unclaim(kind: str, ids: list[int], token: str, unsent: list[str] = ()) -> None:
+    """Publishing failed and the caller keeps its event: drop this producer's claims and the
+    tickets of the tasks it did not send."""
+    _settle(kind, ids, token, "d", unsent)
 
 
-def abandon(kind: str, ids: list[int], token: str) -> None:
+def abandon(kind: str, ids: list[int], token: str, unsent: list[str] = ()) -> None:
     """Publishing failed and nothing else keeps the event (another producer may have skipped
     these ids for our claim): leave the claims stale at once, for the next producer or the
-    sweeper to take over."""
-    _settle(kind, ids, token, "a")
+    sweeper to take over; drop the tickets of the tasks it did not send."""
+    _settle(kind, ids, token, "a", unsent)
 
 
-def start(kind: str, ids: Iterable[int], *, now: int | None = None) -> str:
+def start(kind: str, ids: Iterable[int], *, now: int | None = None, ticket: str | None = None) -> str:
     """A task run starts: mark its ids running (whatever marked them) and return the run's
     token. From now on an event for these ids queues another rebuild; if this run dies, the
-    sweeper re-queues them once the markers are RUNNING_STALE_MS old.
+    sweeper re-queues them once the markers are RUNNING_STALE_MS old. Its ticket stops
+    counting as waiting, and the bell wakes a relay that holds rows back for it.
 
-    One HSET: atomic, no script needed. Every marker it replaces stands for a commit made
-    before now, which this run is about to read."""
+    One round trip, no script: HSET is atomic, and every marker it replaces stands for a
+    commit made before now, which this run is about to read."""
     run = secrets.token_hex(6)
     marker = f"r{run}:{now if now is not None else now_ms()}"
     ids = list(ids)
+    pipe = client().pipeline(transaction=False)
     if ids:
-        client().hset(keys.dirty_key(kind), mapping=dict.fromkeys(ids, marker))
+        pipe.hset(keys.dirty_key(kind), mapping=dict.fromkeys(ids, marker))
+    if ticket is not None:
+        pipe.zrem(keys.inflight_key(), ticket)
+        pipe.lpush(keys.bell_key(), 1)
+        pipe.ltrim(keys.bell_key(), 0, BELL_KEEP - 1)
+    pipe.execute()
     return run
 
 
-def _finish(kind: str, ids: list[int], run: str, mode: str) -> None:
+def waiting(*, now: int | None = None) -> int:
+    """Tasks published and not started yet (lost ones for TICKET_STALE_MS at most)."""
+    now = now if now is not None else now_ms()
+    pipe = client().pipeline(transaction=False)
+    pipe.zremrangebyscore(keys.inflight_key(), "-inf", now - TICKET_STALE_MS)
+    pipe.zcard(keys.inflight_key())
+    return pipe.execute()[1]
+
+
+def wait_for_start(timeout: float) -> None:
+    """Return when a task run starts (the bell rings), or after `timeout` seconds."""
+    client().blpop([keys.bell_key()], timeout=timeout)
+
+
+def _finish(kind: str, ids: list[int], run: str, mode: str, pipe=None) -> None:
+    # EVAL, not EVALSHA: in a pipeline redis-py would add a SCRIPT EXISTS round trip, and
+    # this short script is compiled once by Redis and cached by its hash anyway.
     if ids:
-        client().register_script(_FINISH)(keys=[keys.dirty_key(kind)], args=[run, mode, *ids])
+        target = pipe if pipe is not None else client()
+        target.eval(_FINISH, 1, keys.dirty_key(kind), run, mode, *ids)
 
 
-def done(kind: str, ids: Iterable[int], run: str) -> None:
-    """The run rebuilt its ids: drop its running markers, and only those."""
-    _finish(kind, list(ids), run, "d")
+def done(kind: str, ids: Iterable[int], run: str, pipe=None) -> None:
+    """The run rebuilt its ids: drop its running markers, and only those. With `pipe`, the
+    command joins that pipeline (a task's deferred metrics) instead of its own round trip."""
+    _finish(kind, list(ids), run, "d", pipe)
 
 
 def failed(kind: str, ids: Iterable[int], run: str) -> None:

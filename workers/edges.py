@@ -47,6 +47,8 @@ def queue(kind: str, moment: datetime, ids: Iterable[int]) -> int:
 
 def queue_soon(kind: str, edges: dict[int, set[int]], now: datetime) -> int:
     """Queue the edges (epoch second -> ids) that fall within HORIZON of `now`."""
+    if not edges:
+        return 0
     until = now + HORIZON
     sent = 0
     for at, ids in sorted(edges.items()):

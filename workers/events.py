@@ -5,6 +5,8 @@ import logging
 import time
 from collections.abc import Iterable
 
+from django.conf import settings
+
 from . import coalesce
 from .app import INVALIDATE_QUEUE, app
 
@@ -31,7 +33,13 @@ def chunks(ids: list[int], size: int = BATCH) -> Iterable[list[int]]:
 
 
 def publish(
-    kind: str, ids: Iterable[int], committed_at: float | None, *, relay: bool = False, seen_at: float | None = None
+    kind: str,
+    ids: Iterable[int],
+    committed_at: float | None,
+    *,
+    relay: bool = False,
+    seen_at: float | None = None,
+    defer_to_relay: bool = False,
 ) -> int:
     """Queue rebuilds for the ids that have none queued; returns the number of tasks sent.
 
@@ -39,6 +47,8 @@ def publish(
     but not yet sent wait for the next slice, so skipped ids do not leave tasks half empty).
     `relay` marks the outbox relay's claims (see workers.coalesce for who trusts whom);
     `seen_at`, when the relay took up the rows (a task stamps its hops: workers.lag).
+    `defer_to_relay` (the signal path, whose change also reached the outbox): send nothing
+    while WAITING_TASKS tasks wait unstarted, and let the relay batch the change.
     Raises if Redis or the broker refuses: the caller keeps its event (outbox row) then.
     Ids sent before the failure stay queued; ids claimed and not sent are given back; ids
     not yet claimed were never marked.
@@ -46,19 +56,29 @@ def publish(
     if kind not in KINDS:
         raise ValueError(f"unknown event kind {kind!r}")
     token = coalesce.new_token(relay=relay)
+    limit = settings.PREWARM_WAITING_TASKS if defer_to_relay else 0
     ids = sorted(set(ids))
     held: list[int] = []  # claimed by this producer, not sent yet
+    unsent: list[str] = []  # the ticket registered for the next task, until it is sent
     tasks = 0
     try:
         for start in range(0, len(ids), CLAIM_CHUNK):
-            held += coalesce.claim(kind, ids[start : start + CLAIM_CHUNK], token)
+            claimed = coalesce.claim(kind, ids[start : start + CLAIM_CHUNK], token, waiting_limit=limit)
+            if claimed and tasks == 0:
+                unsent = [coalesce.ticket(token, 0)]  # the claim registered it
+            held += claimed
             last = start + CLAIM_CHUNK >= len(ids)
             sent: list[int] = []
             try:
                 while len(held) >= BATCH or (last and held):
+                    ticket = coalesce.ticket(token, tasks)
+                    if tasks:
+                        coalesce.register([ticket])
+                        unsent = [ticket]
                     # By name through the app: producers never import the consumer (workers.tasks).
-                    stamps = {"seen_at": seen_at, "sent_at": time.time()}
-                    app.send_task(REBUILD_TASK, (kind, held[:BATCH], committed_at), stamps, queue=INVALIDATE_QUEUE)
+                    extra = {"seen_at": seen_at, "sent_at": time.time(), "ticket": ticket}
+                    app.send_task(REBUILD_TASK, (kind, held[:BATCH], committed_at), extra, queue=INVALIDATE_QUEUE)
+                    unsent = []
                     sent += held[:BATCH]
                     del held[:BATCH]
                     tasks += 1
@@ -66,10 +86,10 @@ def publish(
                 coalesce.queued(kind, sent, token)
     except Exception:
         if relay:
-            coalesce.unclaim(kind, held, token)  # its outbox rows stay: the relay's retry sends them
+            coalesce.unclaim(kind, held, token, unsent)  # its outbox rows stay: the relay's retry sends them
         else:
             # The relay may have skipped these ids for our claim and deleted its rows: leave
             # the claims stale, so the next producer takes them over and the sweeper re-sends.
-            coalesce.abandon(kind, held, token)
+            coalesce.abandon(kind, held, token, unsent)
         raise
     return tasks

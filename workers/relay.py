@@ -8,12 +8,13 @@ import time
 from collections import defaultdict
 
 import psycopg
+from django.conf import settings
 from django.db import connection
 
 from core.cache_store import TOMBSTONE_TTL
 from core.triggers import NOTIFY_CHANNEL
 
-from . import events
+from . import coalesce, events
 
 log = logging.getLogger("prewarm.relay")
 
@@ -27,8 +28,11 @@ BACKOFF_MAX_SECONDS = 10.0
 # A stop request is seen within this long even while waiting out a long poll.
 STOP_CHECK_SECONDS = 0.5
 
-_SELECT = """SELECT id, kind, ids, extract(epoch FROM created_at)::float8
-                FROM prewarm_outbox ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"""
+# Take and delete a batch in one statement; the transaction around it rolls the delete back
+# when publishing fails, so the rows wait for the next try.
+_TAKE = """DELETE FROM prewarm_outbox
+            WHERE id = ANY(ARRAY(SELECT id FROM prewarm_outbox ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED))
+        RETURNING id, kind, ids, extract(epoch FROM created_at)::float8"""
 
 
 def connect() -> psycopg.Connection:
@@ -49,7 +53,7 @@ def drain_once(conn: psycopg.Connection, batch_rows: int = BATCH_ROWS) -> int:
     """
     started, seen_at = time.perf_counter(), time.time()
     with conn.transaction():
-        rows = conn.execute(_SELECT, [batch_rows]).fetchall()
+        rows = conn.execute(_TAKE, [batch_rows]).fetchall()
         if not rows:
             return 0
         grouped: dict[str, set[int]] = defaultdict(set)
@@ -63,7 +67,6 @@ def drain_once(conn: psycopg.Connection, batch_rows: int = BATCH_ROWS) -> int:
                 tasks += events.publish(kind, ids, committed[kind], relay=True, seen_at=seen_at)
             else:
                 log.error("dropping outbox rows of unknown kind %r", kind)
-        conn.execute("DELETE FROM prewarm_outbox WHERE id = ANY(%s)", [[r[0] for r in rows]])
     # For the person watching `make run` (PREWARM_LOG_LEVEL=DEBUG): each change as it passes.
     if log.isEnabledFor(logging.DEBUG):  # the summary costs a join per batch otherwise
         log.debug(
@@ -74,11 +77,45 @@ def drain_once(conn: psycopg.Connection, batch_rows: int = BATCH_ROWS) -> int:
     return len(rows)
 
 
-def drain(conn: psycopg.Connection, batch_rows: int = BATCH_ROWS) -> int:
+def drain(conn: psycopg.Connection, batch_rows: int = BATCH_ROWS, gate: Gate | None = None) -> int:
+    """Relay until the outbox is empty; with a gate, each batch waits for it first."""
     total = 0
-    while n := drain_once(conn, batch_rows):
+    while True:
+        if gate is not None:
+            gate.wait()
+        n = drain_once(conn, batch_rows)
+        if not n:
+            return total
         total += n
-    return total
+
+
+class Gate:
+    """Holds the relay back while `limit` rebuild tasks wait unstarted (workers.coalesce).
+
+    Meanwhile new rows stay in the outbox, and the next batch takes them all: one task of
+    many ids instead of many tasks of one. A worker that starts a task rings the bell and
+    the relay goes on at once. A lost task's ticket stops counting after TICKET_STALE_MS,
+    so a hold never lasts longer than that (or a stop request).
+    """
+
+    POLL_SECONDS = 0.1  # Redis ends blocking waits in ~100 ms steps anyway (hz 10)
+
+    def __init__(self, stop: threading.Event | None = None, limit: int | None = None):
+        self.stop = stop or threading.Event()
+        self.limit = settings.PREWARM_WAITING_TASKS if limit is None else limit
+        self.held_seconds = 0.0  # in all, for the log
+
+    def wait(self) -> None:
+        if self.limit <= 0:
+            return
+        t0 = time.monotonic()
+        deadline = t0 + coalesce.TICKET_STALE_MS / 1000
+        while not self.stop.is_set() and coalesce.waiting() >= self.limit:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            coalesce.wait_for_start(min(left, self.POLL_SECONDS))
+        self.held_seconds += time.monotonic() - t0
 
 
 class Vacuumer:
@@ -112,14 +149,15 @@ def run(stop: threading.Event, *, batch_rows: int = BATCH_ROWS, poll: float = PO
             with connect() as listener, connect() as worker:
                 listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
                 log.info("relay listening on %s; catching up", NOTIFY_CHANNEL)
-                caught_up = drain(worker, batch_rows)
+                gate = Gate(stop)
+                caught_up = drain(worker, batch_rows, gate)
                 log.info("caught up: %d outbox rows relayed, %d old deletions forgotten", caught_up,
                          prune_deleted(worker))
                 backoff = 0.5
                 vacuum = Vacuumer()
                 while not stop.is_set():
                     wait_for_notify(listener, stop, poll)
-                    vacuum.relayed(worker, drain(worker, batch_rows))
+                    vacuum.relayed(worker, drain(worker, batch_rows, gate))
         except psycopg.OperationalError as exc:
             log.warning("relay lost Postgres (%s); retrying in %.1fs", exc, backoff)
         except Exception as exc:  # Redis or broker refused: rows stay in the outbox

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def _after_commit(kind: str, ids: list[int]) -> None:
     def send():
         try:
-            events.publish(kind, ids, time.time())
+            events.publish(kind, ids, time.time(), defer_to_relay=True)
         except Exception as exc:  # the outbox relay will deliver it
             log.warning("signal path could not queue %s %s: %s", kind, ids, exc)
 

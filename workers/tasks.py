@@ -9,7 +9,7 @@ import redis
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from core import metrics, selectors, services
+from core import metrics, services
 
 from . import coalesce, edges, events, lag
 from .app import INVALIDATE_QUEUE
@@ -34,30 +34,30 @@ def rebuild(
     not_before: float | None = None,
     seen_at: float | None = None,
     sent_at: float | None = None,
+    ticket: str | None = None,
 ) -> dict:
     """Rebuild the entries of one event batch (invalidation queue, latency first).
 
     `not_before` (an edge's moment, workers.edges): decide time windows as of that moment at
     least, even when Postgres' clock is behind the worker's that ran the ETA task.
     `seen_at`, `sent_at`: when the relay took up the event and when it was published (the
-    pipeline's hops, workers.lag).
+    pipeline's hops, workers.lag). `ticket`: counts this task as waiting until it starts.
     """
-    with metrics.STORE.deferred():  # this task's metrics: one round trip at the end
-        return _rebuild(kind, ids, committed_at, not_before,
-                        {"committed": committed_at, "seen": seen_at, "sent": sent_at, "started": time.time()})
+    # This task's metrics and its markers' release: one round trip at the end.
+    with metrics.STORE.deferred() as finish:
+        stamps = {"committed": committed_at, "seen": seen_at, "sent": sent_at, "started": time.time()}
+        return _rebuild(kind, ids, committed_at, not_before, ticket, stamps, finish)
 
 
-def _rebuild(kind: str, ids: list[int], committed_at: float | None, not_before: float | None, stamps: dict) -> dict:
+def _rebuild(kind, ids, committed_at, not_before, ticket, stamps: dict, finish) -> dict:
     # Running markers first: an event from now on queues another rebuild after this one,
     # and if this process dies mid-run the sweeper re-queues the ids (workers.coalesce).
-    run = coalesce.start(kind, ids)
+    run = coalesce.start(kind, ids, ticket=ticket)
     try:
-        now = selectors.db_now()
-        if not_before is not None:
-            now = max(now, datetime.fromtimestamp(not_before, UTC))
-        outcome = _REBUILDERS[kind](ids, now=now)
+        floor = datetime.fromtimestamp(not_before, UTC) if not_before is not None else None
+        outcome = _REBUILDERS[kind](ids, not_before=floor)
         stamps.update(read=outcome.read_at, written=time.time())
-        edges.queue_soon(kind, outcome.edges, now)
+        edges.queue_soon(kind, outcome.edges, outcome.now)
     except Exception:
         # This attempt may be the last (an error that is not retried, retries used up, a
         # soft time limit): leave the ids for the sweeper. A retry marks them running again.
@@ -66,11 +66,9 @@ def _rebuild(kind: str, ids: list[int], committed_at: float | None, not_before: 
         except Exception:
             log.warning("could not mark %d %s ids for the sweeper", len(ids), kind, exc_info=True)
         raise
-    try:
-        coalesce.done(kind, ids, run)
-    except Exception:  # the entries are written: the markers only cost one more rebuild
-        log.warning("could not clear %d %s running markers; the sweeper will rebuild them", len(ids), kind,
-                    exc_info=True)
+    # The entries are written: if releasing the markers fails (logged by the deferred block),
+    # they only cost one more rebuild, by the sweeper.
+    coalesce.done(kind, ids, run, pipe=finish)
     count = max(1, len(ids))
     lag.observe(committed_at, count=count, now=stamps["written"])
     lag.observe_hops(stamps, count=count)

@@ -261,7 +261,7 @@ def test_a_rebuild_that_fails_without_retry_leaves_its_ids_for_the_sweeper(catal
 
     from workers.tasks import sweep_dirty
 
-    def readonly(ids, now):
+    def readonly(ids, not_before):
         raise redis_lib.ResponseError("READONLY You can't write against a read only replica.")
 
     monkeypatch.setitem(tasks._REBUILDERS, "profile", readonly)
@@ -286,7 +286,7 @@ def test_a_rebuild_marks_its_ids_running_and_clears_only_its_own_markers(catalog
 
     seen = {}
 
-    def rebuilder(ids, now):
+    def rebuilder(ids, not_before):
         dirty = clean.hgetall(keys.dirty_key("profile"))
         seen["markers"] = {int(k): v[:1] for k, v in dirty.items()}
         seen["if it died"] = coalesce.stale("profile", now=coalesce.now_ms() + coalesce.RUNNING_STALE_MS + 1)
@@ -334,9 +334,9 @@ def test_publish_claims_a_region_wide_event_in_short_slices(clean, purge_queues,
     dirty = keys.dirty_key("profile").encode()
     calls = [(sha[c.split()[1]], _argc(c)) for c in (e["command"] for e in reversed(log))
              if c.startswith(b"EVALSHA ") and c.split()[3] == dirty]
-    # EVALSHA, sha, numkeys, key, then 4 fixed ARGV for a claim and 3 for a settle.
-    claimed = [argc - 8 for name, argc in calls if name == "claim"]
-    settled = [argc - 7 for name, argc in calls if name == "settle"]
+    # EVALSHA, sha, numkeys, 2 keys, then 6 fixed ARGV for a claim and 4 (no tickets) for a settle.
+    claimed = [argc - 11 for name, argc in calls if name == "claim"]
+    settled = [argc - 9 for name, argc in calls if name == "settle"]
     assert claimed == [events.CLAIM_CHUNK] * 3 + [123]
     assert len(settled) == 4 and max(settled) < events.CLAIM_CHUNK + events.BATCH
     fresh = n - len(range(2, n, 10))
@@ -348,7 +348,7 @@ def _failing_send(after: int):
     """send_task that accepts `after` tasks, then fails as a broker outage would."""
     sent = []
 
-    def send(name, args, **kwargs):
+    def send(name, args, kwargs=None, **options):
         if len(sent) >= after:
             raise KombuOperationalError("broker down")
         sent.append(args[1])
@@ -377,3 +377,74 @@ def test_a_publish_that_fails_mid_way_keeps_what_was_sent_and_gives_back_the_res
     if relay:  # the relay's retry of the same row sends only what is left
         monkeypatch.setattr(app, "send_task", _failing_send(after=10**6)[0])
         assert events.publish("profile", range(1, n + 1), None, relay=True) == (n - len(done)) // events.BATCH
+
+
+# -- batching under load: tickets of waiting tasks hold producers back ---------------------
+
+
+def test_a_ticket_counts_as_waiting_until_its_run_starts_or_it_goes_stale(clean):
+    coalesce.register(["t1", "t2"])
+    clean.zadd(keys.inflight_key(), {"lost": coalesce.now_ms() - coalesce.TICKET_STALE_MS - 1})
+    assert coalesce.waiting() == 2  # the lost task's ticket no longer counts
+    coalesce.start("profile", [1], ticket="t1")
+    assert coalesce.waiting() == 1
+    assert clean.llen(keys.bell_key()) == 1  # and the start rang the bell for a holding relay
+
+
+def test_the_relay_holds_rows_while_tasks_wait_then_sends_them_in_one_task(catalogue, clean, monkeypatch, settings):
+    import threading
+    import time
+
+    settings.PREWARM_WAITING_TASKS = 2
+    coalesce.register(["busy1", "busy2"])  # two tasks published, no worker has started them
+    sent = []
+    real_send = app.send_task
+    monkeypatch.setattr(app, "send_task", lambda *a, **kw: (sent.append(a[1]), real_send(*a, **kw))[1])
+    ps = [Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"]) for _ in range(30)]
+    assert sent == []  # the signal path left them to the relay: tasks are waiting
+    rows = OutboxEvent.objects.count()
+    assert rows >= 30
+    with relay.connect() as conn:
+        gate = relay.Gate()
+        done = []
+        thread = threading.Thread(target=lambda: done.append(relay.drain(conn, gate=gate)))
+        thread.start()
+        time.sleep(0.4)
+        assert thread.is_alive() and sent == [] and OutboxEvent.objects.count() == rows  # held
+        coalesce.start("profile", [], ticket="busy1")  # a worker takes one of them
+        thread.join(timeout=5)
+    assert done == [rows]
+    profile_tasks = [ids for kind, ids, _committed in sent if kind == "profile"]
+    assert len(profile_tasks) == 1 and set(profile_tasks[0]) == {p.pk for p in ps}  # one task for all thirty
+
+
+def test_a_web_process_sends_its_own_change_when_nothing_waits(catalogue, clean, settings):
+    settings.PREWARM_WAITING_TASKS = 2
+    p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
+    assert queued() == 1 and clean.hexists(keys.dirty_key("profile"), p.pk)
+
+
+def test_a_failed_send_drops_the_ticket_it_registered(clean, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise KombuOperationalError("broker down")
+
+    monkeypatch.setattr(app, "send_task", refuse)
+    with pytest.raises(KombuOperationalError):
+        events.publish("profile", range(1, 2 * events.BATCH + 1), None, relay=True)
+    assert coalesce.waiting() == 0  # no ticket of a task never sent holds anyone back
+
+
+def test_only_tasks_sent_keep_their_tickets_when_a_send_fails_mid_way(clean, monkeypatch):
+    real_send, calls = app.send_task, []
+
+    def second_fails(*args, **kwargs):
+        calls.append(args[2]["ticket"])  # send_task(name, args, kwargs, queue=...)
+        if len(calls) == 2:
+            raise KombuOperationalError("broker down")
+        return real_send(*args, **kwargs)
+
+    monkeypatch.setattr(app, "send_task", second_fails)
+    with pytest.raises(KombuOperationalError):
+        events.publish("profile", range(1, 2 * events.BATCH + 1), None)
+    tickets = {m.decode() for m in clean.zrange(keys.inflight_key(), 0, -1)}
+    assert len(calls) == 2 and tickets == {calls[0]}  # the sent task waits; the failed one does not
