@@ -86,7 +86,8 @@ class Histogram:
 
     Stored as one hash: `b<i>` (observations in bucket i, not cumulative; i == len(buckets) is
     +Inf), `count` and `sum`, each after `<label values>:` when there are labels. With
-    `samples_kept`, the latest raw values are kept too, for exact percentiles (bench/).
+    `samples_kept`, the latest raw values are kept too, for exact percentiles (bench/): one
+    list item per observe call, standing for its `count` observations.
     """
 
     name: str
@@ -212,7 +213,7 @@ INVALIDATION_LAG = _declare(
         "prewarm_invalidation_lag_seconds",
         "Commit to entry rewritten",
         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
-        samples_kept=20_000,
+        samples_kept=100_000,
     )
 )
 # The same path cut into hops, per rebuilt entry (workers.hops): notify (commit -> the relay
@@ -224,7 +225,7 @@ PIPELINE_HOPS = _declare(
         "Time an invalidation spends in each hop of the pipeline",
         buckets=(0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
         labels=("hop",),
-        samples_kept=20_000,
+        samples_kept=100_000,
     )
 )
 
@@ -289,7 +290,7 @@ class RedisStore:
                     pipe.hincrby(key, field, amount)
             if histogram.samples_kept:
                 samples = keys.histogram_samples_key(histogram.samples_name(values))
-                pipe.lpush(samples, f"{value:.6f}")
+                pipe.lpush(samples, _sample(value, count))
                 pipe.ltrim(samples, 0, histogram.samples_kept - 1)
 
     def set(self, values: Iterable[tuple[Gauge, tuple[str, ...], float]]) -> None:
@@ -310,7 +311,8 @@ class RedisStore:
 
     def recent_samples(self, histogram: Histogram, values: tuple[str, ...] = ()) -> list[float]:
         """The latest raw observations of one series, newest first."""
-        return [float(x) for x in client().lrange(keys.histogram_samples_key(histogram.samples_name(values)), 0, -1)]
+        raw = client().lrange(keys.histogram_samples_key(histogram.samples_name(values)), 0, -1)
+        return [v for x in raw for v in _unsample(x)]
 
     def forget_samples(self, histogram: Histogram, values: tuple[str, ...] = ()) -> None:
         client().delete(keys.histogram_samples_key(histogram.samples_name(values)))
@@ -336,7 +338,7 @@ class MemoryStore:
             fields[field] = fields.get(field, 0) + amount
         if histogram.samples_kept:
             kept = self.samples.setdefault(histogram.samples_name(values), [])
-            kept.insert(0, value)
+            kept[:0] = [value] * count
             del kept[histogram.samples_kept :]
 
     def set(self, values: Iterable[tuple[Gauge, tuple[str, ...], float]]) -> None:
@@ -361,6 +363,16 @@ class MemoryStore:
 
     def forget_samples(self, histogram: Histogram, values: tuple[str, ...] = ()) -> None:
         self.samples.pop(histogram.samples_name(values), None)
+
+
+def _sample(value: float, count: int) -> str:
+    """One raw sample standing for `count` equal observations (a task's ids share its lag)."""
+    return f"{value:.6f}" if count == 1 else f"{value:.6f}*{count}"
+
+
+def _unsample(raw: bytes) -> list[float]:
+    value, _, count = raw.decode().partition("*")
+    return [float(value)] * int(count or 1)
 
 
 STORE: RedisStore | MemoryStore = RedisStore()  # callers look it up at call time: tests swap it

@@ -309,11 +309,12 @@ def test_metrics_of_a_deferred_block_land_together_at_its_end_even_when_it_raise
     def work_then_fail():
         with metrics.STORE.deferred():
             metrics.STORE.add([(metrics.REBUILDS, ("profile",), 2)])
-            metrics.STORE.observe(metrics.PIPELINE_HOPS, 0.003, values=("queue",))
+            metrics.STORE.observe(metrics.PIPELINE_HOPS, 0.003, count=3, values=("queue",))
             assert metrics.STORE.counter_fields().get(metrics.REBUILDS.field(("profile",)), 0) == before  # held
             raise RuntimeError("the block failed after its work")
 
     with pytest.raises(RuntimeError):
         work_then_fail()
     assert metrics.STORE.counter_fields()[metrics.REBUILDS.field(("profile",))] == before + 2
-    assert metrics.STORE.recent_samples(metrics.PIPELINE_HOPS, ("queue",))[0] == pytest.approx(0.003)
+    # one stored sample stands for the three entries it was observed for
+    assert metrics.STORE.recent_samples(metrics.PIPELINE_HOPS, ("queue",))[:3] == [pytest.approx(0.003)] * 3
