@@ -32,7 +32,7 @@ visibility timeout (600 s); by then it is a harmless duplicate (writes are versi
 
 Producers also count the tasks they published that no worker has started yet: each task
 has a ticket, registered (`inflight`, scored by publish time) before it is sent and
-dropped when a run of it starts. While WAITING_LIMIT tickets wait, the relay holds new
+dropped when a run of it starts. While PREWARM_WAITING_TASKS tickets wait, the relay holds new
 outbox rows back and web processes leave their changes to it (workers.relay.Gate): the
 rows pile up in Postgres, and the next batch takes all of them in one task. Under load a
 task then carries many ids (one query set, one Redis round trip for all), so the work per

@@ -48,7 +48,7 @@ def publish(
     `relay` marks the outbox relay's claims (see workers.coalesce for who trusts whom);
     `seen_at`, when the relay took up the rows (a task stamps its hops: workers.lag).
     `defer_to_relay` (the signal path, whose change also reached the outbox): send nothing
-    while WAITING_TASKS tasks wait unstarted, and let the relay batch the change.
+    while PREWARM_WAITING_TASKS tasks wait unstarted, and let the relay batch the change.
     Raises if Redis or the broker refuses: the caller keeps its event (outbox row) then.
     Ids sent before the failure stay queued; ids claimed and not sent are given back; ids
     not yet claimed were never marked.
