@@ -108,11 +108,12 @@ def stop(proc: procs.Proc) -> None:
         print(f"{proc.name} ignored SIGTERM for {procs.STOP_GRACE:.0f}s and was killed: {proc.log_path}", flush=True)
 
 
-def worker(env, concurrency=2, pool="prefork", name="worker") -> procs.Proc:
+def worker(env, concurrency=2, pool="prefork", name="worker", loglevel="INFO") -> procs.Proc:
+    """An invalidation worker as the Procfile runs it (its log level included: INFO logs two
+    lines a task), with the pool and concurrency asked for."""
     return child(name, [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "invalidate,warmup",
                         "-P", pool, "-c", str(concurrency), "-n", f"{name}@%h", "--without-gossip",
-                        "--without-mingle", "--without-heartbeat",
-                        "--loglevel", os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING")], env, ready=None)
+                        "--without-mingle", "--without-heartbeat", "--loglevel", loglevel], env, ready=None)
 
 
 def relay(env) -> procs.Proc:
@@ -190,22 +191,33 @@ def summary(samples: list[float]) -> dict[str, float]:
     }
 
 
-def write_report(scenario: str, title: str, rows: list[tuple], header: tuple, notes: list[str]) -> Path:
-    """Print a table and write the same as Markdown under bench/reports/."""
+def _print_table(header: tuple, rows: list[tuple]) -> None:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths))  # noqa: E731
+    for r in (header, *rows):
+        print("  ".join(str(x).ljust(w) for x, w in zip(r, widths)))
+
+
+def _md_table(header: tuple, rows: list[tuple]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(str(x) for x in r) + " |" for r in rows)]
+
+
+def write_report(scenario: str, title: str, rows: list[tuple], header: tuple, notes: list[str],
+                 sections: list[tuple[str, tuple, list[tuple]]] = ()) -> Path:
+    """Print a table (and further titled tables) and write the same as Markdown under bench/reports/."""
     print("\n" + title)
-    print(line(header))
-    for r in rows:
-        print(line(r))
+    _print_table(header, rows)
+    for name, sheader, srows in sections:
+        print("\n" + name)
+        _print_table(sheader, srows)
     for n in notes:
         print("- " + n)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = REPORTS / f"{scenario}-{stamp}.md"
     md = [f"# {title}", "", f"Run {stamp} on {platform.node() and 'this machine'}: {os.cpu_count()} cores,"
-          f" {interpreter()}.", "",
-          "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    md += ["| " + " | ".join(str(x) for x in r) + " |" for r in rows]
+          f" {interpreter()}.", "", *_md_table(header, rows)]
+    for name, sheader, srows in sections:
+        md += ["", f"## {name}", "", *_md_table(sheader, srows)]
     md += [""] + [f"- {n}" for n in notes]
     path.write_text("\n".join(md) + "\n")
     print(f"report: {path.relative_to(ROOT)}")

@@ -122,8 +122,9 @@ SWEEP_RATES = (1_000, 2_000, 4_000, 7_000, 10_000, 14_000, 20_000, 28_000)
 SWEEP_P99_MS = 100.0
 
 
-def sweep(seconds: float) -> list[tuple]:
-    """Raise the relay-path rate until p99 passes SWEEP_P99_MS (or the writer cannot keep up)."""
+def sweep(seconds: float) -> tuple[list[tuple], float | None]:
+    """Raise the relay-path rate until p99 passes SWEEP_P99_MS (or the writer cannot keep up);
+    returns the rows and the highest rate that stayed within it."""
     rows, best = [], None
     for rate in SWEEP_RATES:
         settle()
@@ -134,6 +135,44 @@ def sweep(seconds: float) -> list[tuple]:
         best = r["rate"]
     rows.append((f"highest rate sustained with p99 <= {SWEEP_P99_MS:.0f} ms: "
                  + (f"{best:.0f} changes/s" if best else "none of the rates tried"), "", "", "", "", ""))
+    return rows, best
+
+
+def lag_grew(r: dict) -> bool:
+    """The lag grew during the run: the last third's p50 above the first third's by more than
+    a quarter and 2 ms (a backlog grows without bound; noise moves it by a millisecond)."""
+    first, last = r["first_third_p50"], r["last_third_p50"]
+    return last > max(first * 1.25, first + 2.0)
+
+
+def targets(lags: dict[int, dict], best: float | None, seconds: float, sweep_run: bool,
+            b: dict | None, f: dict | None) -> list[tuple]:
+    """The issue's targets beside what this run measured (relay path): target, measured, verdict."""
+
+    def verdict(ok: bool | None) -> str:
+        return "not run" if ok is None else ("met" if ok else "MISSED")
+
+    def at(rate: int, key: str, limit: float) -> tuple:
+        r = lags.get(rate)
+        name = f"{rate:,}/s for 60 s: {key} <= {limit:g} ms"
+        if r is None:
+            return name, "", verdict(None)
+        return name, f"{r[key]:.2f} ms ({seconds:g} s at {r['rate']:.0f}/s)", verdict(r[key] <= limit)
+
+    rows = [at(200, "p50", 3), at(200, "p99", 10), at(2000, "p99", 25)]
+    r = lags.get(2000)
+    rows.append(("2,000/s: the lag does not grow during the run",
+                 f"p50 {r['first_third_p50']:.2f} -> {r['last_third_p50']:.2f} ms" if r else "",
+                 verdict(None if r is None else not lag_grew(r))))
+    rows.append((f"highest rate with p99 <= {SWEEP_P99_MS:g} ms: >= 10,000/s",
+                 f"{best:.0f}/s" if best else ("none" if sweep_run else ""),
+                 verdict(None if not sweep_run else bool(best and best >= 10_000))))
+    rows.append(("1 UPDATE of 100,000 subscriptions converges <= 3 s",
+                 f"{b['converge_s']:.2f} s ({b['rows']:,} rows, {b['profiles']:,} profiles)" if b else "",
+                 verdict(None if b is None else b["converge_s"] <= 3 and b["rows"] >= 100_000)))
+    rows.append(("a licence change over 1M viewers <= 0.3 s",
+                 f"{f['converge_s']:.3f} s ({f['viewers']:,} viewers)" if f else "",
+                 verdict(None if f is None else f["converge_s"] <= 0.3 and f["viewers"] >= 1_000_000)))
     return rows
 
 
@@ -255,16 +294,24 @@ def run(args) -> None:
     # heals that in production; no beat runs here).
     for kind in ("profile", "region", "channel"):
         client().delete(keys.dirty_key(kind))
-    workers = [common.worker(env, args.concurrency, args.pool, name=f"worker{i}") for i in range(args.workers)]
+    if args.prefetch is not None:
+        env["PREWARM_PREFETCH"] = str(args.prefetch)
+    env["PREWARM_ACKS_LATE"] = "1" if args.acks == "late" else "0"
+    workers = [common.worker(env, args.concurrency, args.pool, name=f"worker{i}", loglevel=args.worker_loglevel)
+               for i in range(args.workers)]
     relay_proc = common.relay(env)
     try:
-        rows, notes = [], []
+        rows, notes, lags, best = [], [], {}, None
         for rate in args.rate:
             for path in args.paths:
                 settle()
-                rows += _lag_rows(lag_at_rate(rate, args.seconds, path), path)
+                r = lag_at_rate(rate, args.seconds, path)
+                rows += _lag_rows(r, path)
+                if path == "relay":
+                    lags[rate] = r
         if args.sweep:
-            rows += sweep(args.seconds)
+            swept, best = sweep(args.sweep_seconds)
+            rows += swept
         settle()
         b = burst(args.burst)
         rows.append((f"burst: 1 UPDATE of {b['rows']} subscriptions", b["profiles"], f"{b['converge_s']:.2f} s",
@@ -273,6 +320,7 @@ def run(args) -> None:
         f = fanout()
         rows.append((f"fan-out: licence of '{f['channel']}' removed, {f['viewers']} viewers", f["classes"],
                      f"{f['converge_s']:.3f} s", "", "", ""))
+        goals = targets(lags, best, args.seconds, args.sweep, b, f)
         m = memory()
         notes.append(
             f"Redis bytes per profile entry: {m['bytes_per_profile']:.0f} (encodings: {', '.join(m['encodings'])})"
@@ -286,7 +334,9 @@ def run(args) -> None:
         )
         notes.append("burst/fan-out: commit -> every affected entry current; n = profiles (burst) or classes (fan-out)")
         notes.append(
-            f"workers: {args.workers} celery worker(s), pool {args.pool}, concurrency {args.concurrency};"
+            f"workers: {args.workers} celery worker(s), pool {args.pool}, concurrency {args.concurrency},"
+            f" prefetch multiplier {env.get('PREWARM_PREFETCH', 'default')}, acks {args.acks},"
+            f" log level {args.worker_loglevel};"
             f" relay: 1 process; PREWARM_WAITING_TASKS={os.environ.get('PREWARM_WAITING_TASKS', 'default')};"
             f" profiles seeded: {args.profiles}"
         )
@@ -297,7 +347,7 @@ def run(args) -> None:
             sync, fsync = cur.fetchone()
         notes.append(f"Postgres synchronous_commit={sync}, fsync={fsync}: the writer's commit waits for the WAL flush")
         common.write_report("pipeline", "Pipeline benchmark", rows, ("measure", "n", "p50 / time", "p90", "p99", "max"),
-                            notes)
+                            notes, [("Targets (relay path)", ("target", "measured", "verdict"), goals)])
     finally:
         common.stop(relay_proc)
         for worker in workers:

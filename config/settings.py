@@ -100,7 +100,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_ACKS_LATE = True
+# Acknowledge a task after it ran, so a worker that dies mid-task leaves it to the broker
+# (the markers' sweeper heals a lost run either way: workers.coalesce).
+CELERY_TASK_ACKS_LATE = env_bool("PREWARM_ACKS_LATE", True)
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("PREWARM_PREFETCH", 4)
 CELERY_TASK_TIME_LIMIT = env_int("PREWARM_TASK_TIME_LIMIT", 300)
@@ -154,6 +156,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_interval": max(1, min(10, PREWARM_BROKER_VISIBILITY_TIMEOUT // 3)),
     "unacked_restore_throttle": 1,
 }
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT = "workers.broker:Transport"  # kombu's, one Redis client per channel
 if CELERY_BROKER_URL.startswith(("amqp", "pyamqp")):
     # Wait for RabbitMQ's confirm before the relay deletes an outbox row.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
