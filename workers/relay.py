@@ -52,7 +52,9 @@ def drain_once(conn: psycopg.Connection, batch_rows: int = BATCH_ROWS) -> int:
     Raises when Redis or the broker refuses: the transaction rolls back and the rows wait.
     """
     started, seen_at = time.perf_counter(), time.time()
-    with conn.transaction():
+    # Pipeline mode sends BEGIN with the DELETE, and COMMIT with the pipeline's end: two
+    # round trips a batch instead of three.
+    with conn.pipeline(), conn.transaction():
         rows = conn.execute(_TAKE, [batch_rows]).fetchall()
         if not rows:
             return 0
@@ -78,15 +80,18 @@ def drain_once(conn: psycopg.Connection, batch_rows: int = BATCH_ROWS) -> int:
 
 
 def drain(conn: psycopg.Connection, batch_rows: int = BATCH_ROWS, gate: Gate | None = None) -> int:
-    """Relay until the outbox is empty; with a gate, each batch waits for it first."""
+    """Relay until a batch comes back short: the outbox held no more rows when it was taken,
+    and every row committed since has sent its own NOTIFY. (Asking again until a batch came
+    back empty cost a gate check and three Postgres round trips per change at low rates.)
+    With a gate, each batch waits for it first."""
     total = 0
     while True:
         if gate is not None:
             gate.wait()
         n = drain_once(conn, batch_rows)
-        if not n:
-            return total
         total += n
+        if n < batch_rows:
+            return total
 
 
 class Gate:

@@ -158,6 +158,26 @@ def test_a_web_publish_that_fails_after_the_relay_trusted_its_claim_is_resent_by
     assert queued() == 1
 
 
+def test_a_short_batch_ends_the_drain_and_a_full_one_does_not(catalogue, clean, monkeypatch):
+    """A batch with fewer rows than asked for saw the whole outbox; every row committed after
+    it sends its own NOTIFY, so asking again would only cost round trips."""
+    OutboxEvent.objects.all().delete()
+    for _ in range(5):
+        Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])  # one row each
+    takes = []
+    real = relay.drain_once
+    monkeypatch.setattr(relay, "drain_once", lambda conn, n: takes.append(real(conn, n)) or takes[-1])
+    with relay.connect() as conn:
+        assert relay.drain(conn, batch_rows=10) == 5
+        assert takes == [5]
+        for _ in range(5):
+            Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
+        takes.clear()
+        assert relay.drain(conn, batch_rows=2) == 5
+        assert takes == [2, 2, 1]
+    assert not OutboxEvent.objects.exists()
+
+
 def test_queued_markers_go_stale_later_than_claims(clean):
     coalesce.claim("profile", [9], "sa")
     coalesce.queued("profile", [9], "sa")
