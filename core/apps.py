@@ -5,3 +5,10 @@ from django.apps import AppConfig
 class CoreConfig(AppConfig):
     name = "core"
     verbose_name = "Prewarm domain"
+
+    def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
+        from . import timestamps
+
+        connection_created.connect(timestamps.register, dispatch_uid="prewarm-timestamps")

@@ -138,7 +138,7 @@ def rebuild_profiles(
     _warn_if_not_compact(entries)
     ordered = sorted(set(classes.values()), key=lambda c: c.id)
     written, held = store().write_many_then(
-        ((keys.profile_key(p), e) for p, e in entries.items()), built, lambda pipe: _check_classes(pipe, ordered)
+        ((keys.profile_key(p), e) for p, e in entries.items()), built, _check_classes(ordered)
     )
     outcome = _tally(Outcome(read_at=read_at, now=now), written)
     outcome.edges = _edges(entries)
@@ -167,11 +167,13 @@ def _warn_if_not_compact(entries: dict[int, Entry]) -> None:
             return
 
 
-def _check_classes(pipe, ordered: list[EntitlementClass]) -> None:
+def _check_classes(ordered: list[EntitlementClass]) -> list[tuple]:
     """Register each class in its region's set and ask which version of it Redis holds."""
+    commands = []
     for cls in ordered:
-        pipe.sadd(keys.region_classes_key(cls.region), class_member(cls))
-        pipe.hget(keys.class_key(cls.id), "version")
+        commands.append(("SADD", keys.region_classes_key(cls.region), class_member(cls)))
+        commands.append(("HGET", keys.class_key(cls.id), "version"))
+    return commands
 
 
 def _build_missing_classes(

@@ -16,10 +16,8 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
-import hiredis
-import redis
 from django.conf import settings
 from django.db import connections
 
@@ -49,104 +47,8 @@ def _sleep(seconds: float) -> None:
         time.sleep(seconds)
 
 
-# -- Redis reads -----------------------------------------------------------------------------
 
 
-class _Sent:
-    """Commands sent on a pooled connection in one write; their replies read when asked for, so
-    the caller can work while Redis answers (an error reply comes back as its exception).
-
-    Measured per profile entry read: redis-py's pipeline ~12 us to pack, send and parse; one
-    packed write and a hiredis Reader on the socket ~3 us. At 1M profiles that is 9 s of CPU."""
-
-    def __init__(self, commands: list[tuple]):
-        self.count = len(commands)
-        self.pool = redis_conn.client().connection_pool
-        self.conn = self.pool.get_connection()
-        self.read = False
-        try:
-            self.conn.send_packed_command([b"".join([hiredis.pack_command(c) for c in commands])], check_health=False)
-        except BaseException:
-            self.close()
-            raise
-
-    def replies(self) -> list:
-        try:
-            replies = _read_replies(self.conn, self.count)
-            self.read = True
-            return replies
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        if self.conn is None:
-            return
-        if not self.read:
-            self.conn.disconnect()  # replies still on the way: the connection is out of step
-        self.pool.release(self.conn)
-        self.conn = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-
-def _raw_round_trip(commands: list[tuple]) -> list:
-    with _Sent(commands) as sent:
-        return sent.replies()
-
-
-def _read_replies(conn, count: int) -> list:
-    # redis-py has no public way to read n replies in bulk; its parser holds nothing here (every
-    # earlier reply on this connection was read), so a Reader of our own takes the socket over.
-    sock = conn._sock
-    reader = hiredis.Reader(replyError=redis.ResponseError)
-    replies: list = []
-    try:
-        while len(replies) < count:
-            reply = reader.gets()
-            if reply is False:
-                data = sock.recv(1 << 20)
-                if not data:
-                    raise redis.ConnectionError("Redis closed the connection")
-                reader.feed(data)
-                continue
-            replies.append(reply)
-    except OSError as exc:  # a timeout or a reset, as redis-py would name it
-        raise redis.ConnectionError(f"Error reading from Redis: {exc}") from None
-    return replies
-
-
-def _fast_timestamps() -> None:
-    """Have this process's database connection read timestamptz text in C.
-
-    Django's loader parses each value in Python with a regex (~5 us, a fifth of the profile
-    pass); with the session in UTC, as Django sets it, every value ends in "+00" and
-    fromisoformat reads the rest to the same datetime. Anything else goes to Django's loader."""
-    from django.db import connection
-    from django.db.backends.postgresql.psycopg_any import BaseTzLoader
-
-    connection.ensure_connection()
-    if connection.timezone is not UTC:
-        return
-    parse = datetime.fromisoformat
-
-    class UtcLoader(BaseTzLoader):
-        timezone = UTC  # what Django's cursor checks before replacing the loader
-
-        def load(self, data):
-            text = bytes(data)
-            if text.endswith(b"+00"):
-                try:
-                    return parse((text + b":00").decode())  # tzinfo is UTC itself, as Django's
-                except ValueError:
-                    pass
-            return super().load(data)
-
-    connection.connection.adapters.register_loader("timestamptz", UtcLoader)
 
 
 def _hgetall(entry_keys: list[str]) -> dict[str, drift.Stored]:
@@ -192,7 +94,7 @@ def check_profiles(ids: list[int], grace: float | None = None, compare: bool = T
     entry_keys = [keys.profile_key(pid) for pid in ids] if compare else []
     names = _profile_names
     # Ask Redis first (with the field names the last batch's entries had) and build meanwhile.
-    sent = _Sent(_profile_reads(entry_keys, names)) if compare and ids and names else None
+    sent = redis_conn.Sent(_profile_reads(entry_keys, names)) if compare and ids and names else None
     try:
         now = selectors.db_now()
         entries, classes = services.profile_entries(ids, now)
@@ -203,7 +105,7 @@ def check_profiles(ids: list[int], grace: float | None = None, compare: bool = T
             _profile_names = ("version", "deleted", *next(iter(entries.values())).fields)
         if sent is None:
             names = _profile_names or ("version", "deleted")
-            sent = _Sent(_profile_reads(entry_keys, names))
+            sent = redis_conn.Sent(_profile_reads(entry_keys, names))
         replies = sent.replies()
     finally:
         if sent is not None:
@@ -242,7 +144,6 @@ def _child_init() -> None:
     # Forked children must not share the parent's sockets.
     connections.close_all()
     redis_conn.reset()
-    _fast_timestamps()
 
 
 def _check_batch(job: tuple[list[int], float | None, bool]) -> ProfileBatch:
