@@ -1,4 +1,6 @@
 """The broker transport (workers.broker): kombu's Redis transport keeping one client per channel."""
+import threading
+
 import pytest
 from kombu import Connection
 
@@ -48,3 +50,39 @@ def test_a_restarted_server_is_reached_again(throwaway_redis):
         # The pooled connection is dead; redis-py reconnects on the next command.
         channel._put("q", {"body": "after", "properties": {"delivery_tag": "x"}})
         assert channel.client.llen("q") == 1
+
+
+def _delivered(channel, queue):
+    """A message taken from `queue` as the consumer takes one, before its bookkeeping."""
+    message = channel.basic_get(queue, no_ack=True)
+    assert message is not None
+    return message
+
+
+def test_a_delivery_whose_bookkeeping_reply_is_lost_is_restored_on_close(throwaway_redis):
+    """The connection dies after Redis ran the delivery's bookkeeping (the `unacked` entry)
+    but before its reply came back: here Redis is paused, the bookkeeping and then a CLIENT
+    KILL wait, and Redis runs them in that order. Stock kombu raised before it counted the
+    message as delivered, so closing the channel did not restore it and the `unacked` entry
+    waited for the visibility timeout (600 s), with a worker that never ran the task."""
+    import redis
+
+    control = redis.Redis.from_url(throwaway_redis.url)
+    with Connection(throwaway_redis.url, transport=broker.Transport) as conn:
+        channel = conn.default_channel
+        channel._put("q", {"body": "task", "properties": {"delivery_tag": "t1"},
+                           "headers": {}, "content-type": "text/plain", "content-encoding": "utf-8"})
+        message = _delivered(channel, "q")
+        message.delivery_info.update(exchange="", routing_key="q")
+        killer = redis.Redis.from_url(throwaway_redis.url)
+        killer.ping()  # connected now: a handshake during the pause would make its kill come last
+        kill = threading.Timer(0.1, lambda: killer.client_kill_filter(_type="normal", skipme=True))
+        control.client_pause(300, all=True)
+        kill.start()
+        try:
+            channel.qos.append(message, message.delivery_tag)  # runs, then its connection is killed
+        finally:
+            kill.join()
+        assert control.hexists("unacked", "t1")
+        channel.close()  # what the consumer does after losing the connection
+    assert control.hlen("unacked") == 0 and control.llen("q") == 1  # back in the queue, for the next consumer
