@@ -31,6 +31,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 CI_EXAMPLES = int(os.environ.get("PREWARM_MODEL_EXAMPLES", "500"))
 SOAK_EXAMPLES = int(os.environ.get("PREWARM_SOAK_EXAMPLES", "20000"))
 STEPS = 8
+PROGRESS_EVERY = 100
 # Long enough for the sweeper's path: a queued marker goes stale after QUEUED_STALE_MS.
 SETTLE_TIMEOUT = coalesce.QUEUED_STALE_MS / 1000 + 40
 TIMEZONES = ["Europe/London", "America/New_York", "Asia/Tokyo", "UTC"]
@@ -339,6 +340,8 @@ def make_machine(ctx):
             problems += api_drift(ctx["server"], live + [i for i in ids if i not in live][-1:])
             assert not problems, "\n".join(problems[:20])
             ctx["examples"] += 1
+            if ctx["examples"] % PROGRESS_EVERY == 0:
+                print(f"model-based: {ctx['examples']} sequences so far", flush=True)  # a soak runs for hours
 
     return Pipeline
 
