@@ -31,6 +31,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 CI_EXAMPLES = int(os.environ.get("PREWARM_MODEL_EXAMPLES", "500"))
 SOAK_EXAMPLES = int(os.environ.get("PREWARM_SOAK_EXAMPLES", "20000"))
 STEPS = 8
+PROGRESS_EVERY = 100
 # Long enough for the sweeper's path: a queued marker goes stale after QUEUED_STALE_MS.
 SETTLE_TIMEOUT = coalesce.QUEUED_STALE_MS / 1000 + 40
 TIMEZONES = ["Europe/London", "America/New_York", "Asia/Tokyo", "UTC"]
@@ -70,7 +71,7 @@ def _busy(redis_client) -> list[str]:
 
 
 def _in_flight() -> list:
-    """(task, args, eta, retries) of every task the broker still holds: what settling waits on."""
+    """(task, id, args, eta, retries) of every task the broker still holds: what settling waits on."""
     out = []
     with app.connection_for_write() as conn:
         broker = conn.default_channel.client
@@ -79,7 +80,8 @@ def _in_flight() -> list:
         message = orjson.loads(item)
         message = message[0] if isinstance(message, list) else message  # unacked: [message, exchange, key]
         headers = message["headers"]
-        out.append((headers["task"], headers.get("argsrepr"), headers.get("eta"), headers.get("retries")))
+        out.append((headers["task"], headers["id"], headers.get("argsrepr"), headers.get("eta"),
+                    headers.get("retries")))
     return out
 
 
@@ -316,9 +318,11 @@ def make_machine(ctx):
         @rule()
         def redis_connections_closed(self):
             """Every client's Redis connections closed under it: the relay, the worker and the
-            web processes reconnect. A worker that loses the broker leaves the tasks it had
-            taken unacknowledged until the sweeper re-queues their ids (dirty markers older
-            than QUEUED_STALE_MS): minutes of settling, so only in the long run."""
+            web processes reconnect. The worker's consumer puts the tasks it had taken back in
+            the queue as its channel closes (workers.broker.QoS); one that BRPOP took off the
+            queue as the connection died, and whose reply never came, is lost until the
+            sweeper re-queues its ids (dirty markers older than QUEUED_STALE_MS): minutes of
+            settling, so only in the long run."""
             if ctx["long"]:
                 ctx["redis"].client_kill_filter(_type="normal", skipme=True)
 
@@ -336,6 +340,8 @@ def make_machine(ctx):
             problems += api_drift(ctx["server"], live + [i for i in ids if i not in live][-1:])
             assert not problems, "\n".join(problems[:20])
             ctx["examples"] += 1
+            if ctx["examples"] % PROGRESS_EVERY == 0:
+                print(f"model-based: {ctx['examples']} sequences so far", flush=True)  # a soak runs for hours
 
     return Pipeline
 

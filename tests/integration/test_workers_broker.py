@@ -1,4 +1,6 @@
 """The broker transport (workers.broker): kombu's Redis transport keeping one client per channel."""
+import threading
+
 import pytest
 from kombu import Connection
 
@@ -48,3 +50,59 @@ def test_a_restarted_server_is_reached_again(throwaway_redis):
         # The pooled connection is dead; redis-py reconnects on the next command.
         channel._put("q", {"body": "after", "properties": {"delivery_tag": "x"}})
         assert channel.client.llen("q") == 1
+
+
+def _taken(channel, queue):
+    """A message taken from `queue` as the consumer takes one (BRPOP), before its bookkeeping."""
+    message = channel.basic_get(queue, no_ack=True)
+    assert message is not None
+    message.delivery_info.update(exchange="", routing_key=queue)
+    return message
+
+
+def _put_one(channel, queue, tag):
+    channel._put(queue, {"body": "task", "properties": {"delivery_tag": tag}, "headers": {},
+                         "content-type": "text/plain", "content-encoding": "utf-8"})
+
+
+def _killed_after_running(url, call):
+    """Run `call` while Redis is paused, with a kill of every other client waiting behind its
+    commands: Redis runs them, then kills their connection before the reply is sent."""
+    import redis
+
+    control, killer = redis.Redis.from_url(url), redis.Redis.from_url(url)
+    killer.ping()  # connected now: a handshake during the pause would make its kill come last
+    kill = threading.Timer(0.1, lambda: killer.client_kill_filter(_type="normal", skipme=True))
+    control.client_pause(300, all=True)
+    kill.start()
+    try:
+        call()
+    finally:
+        kill.join()
+    return killer
+
+
+def test_a_delivery_whose_bookkeeping_reply_is_lost_is_restored_on_close(throwaway_redis):
+    """Stock kombu raised before it counted the message as delivered: closing the channel did
+    not restore it, and its `unacked` entry waited for the visibility timeout (600 s), with a
+    worker that never ran the task."""
+    with Connection(throwaway_redis.url, transport=broker.Transport) as conn:
+        channel = conn.default_channel
+        _put_one(channel, "q", "t1")
+        message = _taken(channel, "q")
+        check = _killed_after_running(throwaway_redis.url, lambda: channel.qos.append(message, "t1"))
+        assert check.hexists("unacked", "t1")
+        conn.maybe_close_channel(channel)  # what the consumer does after losing the connection
+    assert check.hlen("unacked") == 0 and check.llen("q") == 1  # back in the queue, for the next consumer
+
+
+def test_a_restore_whose_connection_dies_is_done_on_another(throwaway_redis):
+    """The channel of a consumer that lost its connection restores its deliveries on a new
+    one; when that one died too (clients killed in a row), stock kombu gave up, the error was
+    swallowed with the channel, and the message waited in `unacked` for the visibility timeout."""
+    with Connection(throwaway_redis.url, transport=broker.Transport) as conn:
+        channel = conn.default_channel
+        _put_one(channel, "q", "t1")
+        channel.qos.append(_taken(channel, "q"), "t1")
+        check = _killed_after_running(throwaway_redis.url, lambda: conn.maybe_close_channel(channel))
+    assert check.hlen("unacked") == 0 and check.llen("q") == 1
