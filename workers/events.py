@@ -90,7 +90,7 @@ def publish(
                     app.send_task(REBUILD_TASK, (kind, batch, committed_at), extra, queue=INVALIDATE_QUEUE,
                                   argsrepr=_argsrepr(kind, batch), kwargsrepr=_KWARGSREPR)
                     unsent = []
-                    sent += held[:BATCH]
+                    sent += batch
                     del held[:BATCH]
                     tasks += 1
             finally:
