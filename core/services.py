@@ -44,6 +44,9 @@ class Outcome:
     deleted: int = 0
     # epoch second -> ids whose entries change then with no write (their `valid_until`)
     edges: dict[int, set[int]] = field(default_factory=dict)
+    # epoch second -> region ids: the edges of class entries a profile rebuild wrote on the
+    # way (a class no region rebuild knew yet), to be queued as region edges
+    class_edges: dict[int, set[int]] = field(default_factory=dict)
     read_at: float | None = None  # epoch seconds when the rows were read (the pipeline's hops)
     now: datetime | None = None  # the moment the rebuild decided time windows at
 
@@ -145,7 +148,7 @@ def rebuild_profiles(
     gone = selectors.deleted_versions("profile", ids - entries.keys())
     store().tombstone_many(((keys.profile_key(p), v) for p, v in gone.items()), built)
     outcome.deleted = len(gone)
-    _build_missing_classes(ordered, held[1::2], region_versions, now)
+    outcome.class_edges = _build_missing_classes(ordered, held[1::2], region_versions, now)
     _count("profile", outcome)
     return outcome
 
@@ -178,20 +181,23 @@ def _check_classes(ordered: list[EntitlementClass]) -> list[tuple]:
 
 def _build_missing_classes(
     ordered: list[EntitlementClass], held: list, region_versions: dict[str, int], now: datetime
-) -> None:
+) -> dict[int, set[int]]:
     """Build the classes Redis does not hold at the region version the profiles were read
     with (an entry left by a deleted region with the same code, or one whose region
-    rebuild is still on its way)."""
+    rebuild is still on its way); returns their edges (epoch second -> region ids)."""
     missing = [
         cls for cls, version in zip(ordered, held) if version is None or int(version) < region_versions[cls.region]
     ]
     by_region: dict[str, list[EntitlementClass]] = defaultdict(list)
     for cls in missing:
         by_region[cls.region].append(cls)
+    found: dict[int, set[int]] = defaultdict(set)
     for region_code, region_classes in by_region.items():
         head = selectors.region_by_code(region_code)
         if head is not None:
-            _write_classes(head, region_classes, now)
+            for at, ids in _write_classes(head, region_classes, now).edges.items():
+                found[at] |= ids
+    return dict(found)
 
 
 def class_entries(

@@ -5,7 +5,10 @@ Beat's `schedule_due` scans Postgres for the edges of the next HORIZON, starting
 last scan ended (so a late tick skips nothing). An edge created after the scan that covered
 it is scheduled by the rebuild its own write caused: that rebuild writes the entry's next
 edge as `valid_until`, and queues it here when it falls inside HORIZON. Both ask `queue`,
-which sends each (kind, moment, id) once.
+which sends each (kind, moment, id) once while it waits: an edge task takes its ids off
+as it starts (`started`), so an entry written after that with the same, now past, edge
+(built from rows read before the moment, or a class the task did not know yet) queues
+it again, and it runs at once.
 """
 from __future__ import annotations
 
@@ -43,6 +46,12 @@ def queue(kind: str, moment: datetime, ids: Iterable[int]) -> int:
         app.send_task(events.REBUILD_TASK, (kind, chunk, at), {"not_before": at}, queue=INVALIDATE_QUEUE, eta=moment)
         sent += 1
     return sent
+
+
+def started(kind: str, at: float, ids: Iterable[int]) -> None:
+    """An edge task for `ids` at `at` is starting: queueing them for `at` sends another."""
+    if ids:
+        client().srem(keys.edge_key(kind, int(at)), *ids)
 
 
 def queue_soon(kind: str, edges: dict[int, set[int]], now: datetime) -> int:

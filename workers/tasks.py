@@ -50,6 +50,8 @@ def rebuild(
 
 
 def _rebuild(kind, ids, committed_at, not_before, ticket, stamps: dict, finish) -> dict:
+    if not_before is not None:
+        edges.started(kind, not_before, ids)
     # Running markers first: an event from now on queues another rebuild after this one,
     # and if this process dies mid-run the sweeper re-queues the ids (workers.coalesce).
     run = coalesce.start(kind, ids, ticket=ticket)
@@ -58,6 +60,7 @@ def _rebuild(kind, ids, committed_at, not_before, ticket, stamps: dict, finish) 
         outcome = _REBUILDERS[kind](ids, not_before=floor)
         stamps.update(read=outcome.read_at, written=time.time())
         edges.queue_soon(kind, outcome.edges, outcome.now)
+        edges.queue_soon(events.REGION, outcome.class_edges, outcome.now)
     except Exception:
         # This attempt may be the last (an error that is not retried, retries used up, a
         # soft time limit): leave the ids for the sweeper. A retry marks them running again.

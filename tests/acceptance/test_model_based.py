@@ -20,7 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_sta
 
 from api import degraded, tokens
 from api.entries import profile_body
-from core import drift, keys, selectors, verify
+from core import drift, keys, redis_conn, selectors, verify
 from core.models import Channel, Isp, Licence, OutboxEvent, Plan, Profile, Programme, Region, Subscription
 from tests.processes import WebServer, stop_or_fail
 from workers import coalesce, events, relay, tasks
@@ -107,7 +107,16 @@ def cache_drift() -> list[str]:
     """What `cache_verify --all` finds, orphans aside: entries nobody reads (a class after a
     rename, fragments of a zone no longer used) are left for its --repair."""
     report = verify.run(grace=0)
-    return [f"{f.family} {f.kind} {f.key}: {f.fields}" for f in report.findings if f.kind != drift.ORPHAN]
+    found = [f for f in report.findings if f.kind != drift.ORPHAN]
+    if not found:
+        return []
+    # What was stored, against the clock: enough to tell a late edge from a lost one.
+    now = selectors.db_now().timestamp()
+    stamps = redis_conn.client().pipeline()
+    for f in found:
+        stamps.hmget(f.key, "version", "built_at", "valid_until")
+    return [f"{f.family} {f.kind} {f.key}: {f.fields} stored (version, built_at, valid_until) {held}, now {now:.3f}"
+            for f, held in zip(found, stamps.execute())]
 
 
 def api_drift(server, profile_ids) -> list[str]:

@@ -107,3 +107,35 @@ def test_a_rebuild_queues_an_edge_inside_the_window_already_scanned(catalogue, b
     # The ETA task decides the window as of that moment, even on a clock that is behind it.
     tasks.rebuild.apply(args=("profile", [p.pk], at.timestamp()), kwargs={"not_before": at.timestamp()})
     assert redis_client.hget(keys.profile_key(p.pk), "subscriptions") == b"[]"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_profile_rebuild_that_writes_a_new_class_queues_the_class_edge(catalogue, broker_queue, redis_client):
+    """Never stale: the first viewer of a class builds its entry along with the profile; the
+    entry's licence window closes a minute later, and no region rebuild knew the class when
+    it queued that edge (or none had run since the last scan)."""
+    now = services.selectors.db_now()
+    scan(now)
+    edge = now + timedelta(seconds=60)
+    Licence.objects.create(channel=catalogue["local"], region=catalogue["eu"], valid_until=edge)
+    p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
+    Subscription.objects.create(profile=p, plan=catalogue["premium"], starts_at=now - catalogue["hour"])
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(INVALIDATE_QUEUE)  # the signal path's tasks
+    tasks.rebuild.apply(args=("profile", [p.pk]))
+    at = edge.replace(microsecond=0) + timedelta(seconds=1)
+    assert queued_rebuilds() == [("region", [catalogue["eu"].pk], at.isoformat(), at.timestamp())]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_edge_queued_again_after_its_task_started_is_sent_again(catalogue, broker_queue):
+    """Never stale: an entry written with an edge whose task already read the rows (a build
+    from before the moment that lands after it, a class the task did not know yet) gets
+    its own rebuild at once; while the task waits, the edge is sent only once."""
+    region = catalogue["eu"].pk
+    at = services.selectors.db_now().replace(microsecond=0) + timedelta(seconds=5)
+    assert edges.queue(events.REGION, at, [region]) == 1
+    assert edges.queue(events.REGION, at, [region]) == 0
+    tasks.rebuild.apply(args=(events.REGION, [region], at.timestamp()), kwargs={"not_before": at.timestamp()})
+    assert edges.queue(events.REGION, at, [region]) == 1
+    assert len(queued_rebuilds()) == 2
