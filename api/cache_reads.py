@@ -17,6 +17,7 @@ from django.db import DatabaseError
 
 from core import keys, services
 from core.builders import assemble_epg
+from workers import edges, events
 
 from . import degraded, local_layer, redis_reads, single_flight
 from .connection import RedisDown, ReplyError
@@ -129,7 +130,7 @@ def _profile(cache: LocalCache, profile_id: int, now: float) -> ProfileEntry | N
         cache.abandon(ticket)
         if attempt == 0:
             MISSES["profile"] += 1
-            single_flight.run(key, lambda: services.rebuild_profiles([profile_id]))
+            single_flight.run(key, lambda: _rebuild_profile(profile_id))
     return None
 
 
@@ -159,16 +160,22 @@ def _class(cache: LocalCache, profile: ProfileEntry, now: float) -> ClassEntry |
     return None
 
 
+def _rebuild_profile(profile_id: int) -> None:
+    # Its entries' edges are queued as a worker's rebuild queues them: a class this build
+    # is the first to write has a licence window no region rebuild may have seen.
+    edges.queue_built(events.PROFILE, services.rebuild_profiles([profile_id]))
+
+
 def _rebuild_class(profile: ProfileEntry, stale: ClassEntry | None) -> None:
     # A profile rebuild registers its class and builds it when absent; a class that exists
     # but has expired (a licence window closed) is rebuilt with its region.
-    services.rebuild_profiles([profile.profile_id])
+    _rebuild_profile(profile.profile_id)
     if stale is not None:
         from core import selectors
 
         head = selectors.region_by_code(profile.region)
         if head is not None:
-            services.rebuild_regions([head[0]])
+            edges.queue_built(events.REGION, services.rebuild_regions([head[0]]))
 
 
 def epg(view: Viewer, day: str) -> tuple[EpgEntry, bool]:

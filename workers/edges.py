@@ -54,6 +54,13 @@ def started(kind: str, at: float, ids: Iterable[int]) -> None:
         client().srem(keys.edge_key(kind, int(at)), *ids)
 
 
+def queue_built(kind: str, outcome) -> int:
+    """Queue the edges a rebuild's entries carry (a `core.services.Outcome` of `kind`), and
+    those of the class entries a profile rebuild built on the way, as region edges."""
+    sent = queue_soon(kind, outcome.edges, outcome.now)
+    return sent + queue_soon(events.REGION, outcome.class_edges, outcome.now)
+
+
 def queue_soon(kind: str, edges: dict[int, set[int]], now: datetime) -> int:
     """Queue the edges (epoch second -> ids) that fall within HORIZON of `now`."""
     if not edges:

@@ -59,8 +59,7 @@ def _rebuild(kind, ids, committed_at, not_before, ticket, stamps: dict, finish) 
         floor = datetime.fromtimestamp(not_before, UTC) if not_before is not None else None
         outcome = _REBUILDERS[kind](ids, not_before=floor)
         stamps.update(read=outcome.read_at, written=time.time())
-        edges.queue_soon(kind, outcome.edges, outcome.now)
-        edges.queue_soon(events.REGION, outcome.class_edges, outcome.now)
+        edges.queue_built(kind, outcome)
     except Exception:
         # This attempt may be the last (an error that is not retried, retries used up, a
         # soft time limit): leave the ids for the sweeper. A retry marks them running again.

@@ -325,3 +325,18 @@ def test_a_silent_invalidation_connection_is_declared_dead_and_the_cache_cleared
     wait_for(lambda: not tracker.alive, pause_ms / 1000, interval=0.1, message="silence noticed")
     assert len(tracker.cache) == 0 and "silent" in (tracker.error or "")
     wait_for(lambda: tracker.alive, 20, message="tracking back after the pause")
+
+
+def test_a_cold_read_queues_the_edges_of_what_it_builds(api_world, redis_client, purge_queues):
+    """Never stale: the first read of a class builds it in the web process; a licence window
+    closing a minute later is queued as a region edge, as a worker's rebuild would queue it."""
+    from datetime import timedelta
+
+    from core.models import Licence
+
+    w = api_world
+    edge = services.selectors.db_now() + timedelta(seconds=60)
+    Licence.objects.create(channel=w.local, region=w.fan.region, valid_until=edge)
+    doc(get(PROFILE, w))
+    at = int(edge.timestamp()) + 1  # valid_until is kept in whole seconds
+    assert redis_client.sismember(keys.edge_key("region", at), w.fan.region_id)
