@@ -72,15 +72,11 @@ def catalogue(db):
 
 @pytest.fixture
 def purge_queues():
-    """Empty the Celery queues so a test sees only its own tasks."""
-    from workers.app import app
+    """Empty the Celery queues so a test sees only its own tasks (and an earlier test's
+    killed worker's, which would come back after the visibility timeout)."""
+    from tests.queues import purge
 
-    with app.connection_for_write() as conn:
-        for queue in ("invalidate", "warmup"):
-            conn.default_channel.queue_purge(queue)
-        # Tasks an earlier test's killed worker had taken wait there for the visibility timeout.
-        channel = conn.default_channel
-        channel.client.delete(channel.unacked_key, channel.unacked_index_key)
+    purge(unacked=True)
 
 
 class RedisServer:

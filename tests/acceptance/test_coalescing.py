@@ -6,6 +6,7 @@ import pytest
 
 from core import keys
 from core.models import OutboxEvent, Profile
+from tests.queues import purge
 from tests.rows import bulk_profiles
 from tests.waiting import wait_for
 from workers import relay
@@ -24,7 +25,7 @@ def queued() -> int:
 def start_clean():
     """No earlier outbox row (the catalogue's) or task: what is queued next is the test's own."""
     OutboxEvent.objects.all().delete()
-    app.connection_for_write().default_channel.queue_purge(INVALIDATE_QUEUE)
+    purge(INVALIDATE_QUEUE)
 
 
 def outbox_empty() -> bool:

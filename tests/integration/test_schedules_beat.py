@@ -11,6 +11,7 @@ from core import keys, services
 from core.models import Licence, Profile, Subscription
 from schedules import beat
 from schedules.tasks import due_edges, scan
+from tests.queues import purge
 from workers import edges, events, tasks
 from workers.app import INVALIDATE_QUEUE, app
 
@@ -62,14 +63,10 @@ def queued_rebuilds():
 
 @pytest.fixture
 def broker_queue(redis_client):
-    def purge():
-        with app.connection_for_write() as conn:
-            conn.default_channel.queue_purge(INVALIDATE_QUEUE)
-
-    purge()
+    purge(INVALIDATE_QUEUE)
     redis_client.delete(keys.edges_scanned_key())
     yield
-    purge()
+    purge(INVALIDATE_QUEUE)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -80,8 +77,7 @@ def test_a_late_tick_queues_the_edges_the_last_scan_did_not_reach(catalogue, bro
     p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
     edge = now + edges.HORIZON + timedelta(seconds=30)  # just past the first scan's reach
     Subscription.objects.create(profile=p, plan=catalogue["basic"], starts_at=now - catalogue["hour"], expires_at=edge)
-    with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge(INVALIDATE_QUEUE)  # the signal path's task: not the scan's
+    purge(INVALIDATE_QUEUE)  # the signal path's task: not the scan's
     scan(edge + timedelta(seconds=70))  # beat was 100 s late
     assert queued_rebuilds() == [("profile", [p.pk], edge.isoformat(), edge.timestamp())]
     scan(edge + timedelta(seconds=80))
@@ -97,8 +93,7 @@ def test_a_rebuild_queues_an_edge_inside_the_window_already_scanned(catalogue, b
     p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
     edge = now + timedelta(seconds=60)
     Subscription.objects.create(profile=p, plan=catalogue["basic"], starts_at=now - catalogue["hour"], expires_at=edge)
-    with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge(INVALIDATE_QUEUE)
+    purge(INVALIDATE_QUEUE)
     tasks.rebuild.apply(args=("profile", [p.pk]))  # what a worker runs for the subscription's event
     tasks.rebuild.apply(args=("profile", [p.pk]))  # a second event: the edge is queued once
     # At the second after the edge (valid_until is stored in whole seconds).
@@ -120,8 +115,7 @@ def test_a_profile_rebuild_that_writes_a_new_class_queues_the_class_edge(catalog
     Licence.objects.create(channel=catalogue["local"], region=catalogue["eu"], valid_until=edge)
     p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
     Subscription.objects.create(profile=p, plan=catalogue["premium"], starts_at=now - catalogue["hour"])
-    with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge(INVALIDATE_QUEUE)  # the signal path's tasks
+    purge(INVALIDATE_QUEUE)  # the signal path's tasks
     tasks.rebuild.apply(args=("profile", [p.pk]))
     at = edge.replace(microsecond=0) + timedelta(seconds=1)
     assert queued_rebuilds() == [("region", [catalogue["eu"].pk], at.isoformat(), at.timestamp())]

@@ -7,6 +7,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 
 from core import keys
 from core.models import OutboxEvent, Profile, Subscription
+from tests.queues import purge
 from workers import coalesce, events, relay, tasks
 from workers.app import app
 
@@ -26,7 +27,7 @@ def clean(redis_client, purge_queues):
 def test_commit_queues_one_rebuild_rollback_queues_nothing(catalogue, clean):
     p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
     clean.delete(keys.dirty_key("profile"))
-    app.connection_for_write().default_channel.queue_purge("invalidate")
+    purge("invalidate")
     with pytest.raises(RuntimeError), transaction.atomic():  # noqa: PT012  the block is the transaction
         Subscription.objects.create(profile=p, plan=catalogue["basic"], starts_at=catalogue["now"])
         raise RuntimeError("abort")
@@ -137,7 +138,7 @@ def test_a_web_publish_that_fails_after_the_relay_trusted_its_claim_is_resent_by
     from workers.tasks import sweep_dirty
 
     p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
-    app.connection_for_write().default_channel.queue_purge("invalidate")
+    purge("invalidate")
     clean.delete(keys.dirty_key("profile"))
     OutboxEvent.objects.all().delete()
     Profile.objects.filter(pk=p.pk).update(isp=catalogue["cable"])  # the change's outbox row
@@ -191,7 +192,7 @@ def test_relay_moves_outbox_rows_to_the_broker_and_deletes_them(catalogue, clean
     OutboxEvent.objects.all().delete()  # the catalogue's own events
     Profile.objects.bulk_create([Profile(region=catalogue["eu"], isp=catalogue["fibra"]) for _ in range(1200)])
     clean.delete(keys.dirty_key("profile"))  # forget what the signal path already queued
-    app.connection_for_write().default_channel.queue_purge("invalidate")
+    purge("invalidate")
     assert OutboxEvent.objects.count() > 0
     with relay.connect() as conn:
         assert relay.drain(conn) > 0
@@ -221,7 +222,7 @@ def test_invalidate_and_warmup_queues_never_share_a_message(catalogue, clean):
     from core.models import Channel
     from workers.app import WARMUP_QUEUE
 
-    app.connection_for_write().default_channel.queue_purge("warmup")
+    purge("warmup")
     app.send_task(events.REBUILD_TASK, ("channel", [Channel.objects.first().pk]), queue=WARMUP_QUEUE)
     assert queued("warmup") == 1 and queued("invalidate") == 0
     tasks.rebuild.delay("channel", [Channel.objects.first().pk])
@@ -231,7 +232,7 @@ def test_invalidate_and_warmup_queues_never_share_a_message(catalogue, clean):
 def test_relay_sends_even_when_a_dead_relay_left_a_claim(catalogue, clean):
     OutboxEvent.objects.all().delete()
     p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
-    app.connection_for_write().default_channel.queue_purge("invalidate")
+    purge("invalidate")
     clean.delete(keys.dirty_key("profile"))  # forget the signal path's task, purged above
     coalesce.claim("profile", [p.pk], "rdead")  # claimed, then that relay died before publishing
     with relay.connect() as conn:
@@ -291,7 +292,7 @@ def test_a_rebuild_that_fails_without_retry_leaves_its_ids_for_the_sweeper(catal
         tasks.rebuild.apply(("profile", [41], None), throw=True)
     assert coalesce.stale("profile") == [41]
     monkeypatch.undo()
-    app.connection_for_write().default_channel.queue_purge("invalidate")
+    purge("invalidate")
     assert sweep_dirty() == 1 and queued() == 1
     coalesce.claim("profile", [42], "sb")
     coalesce.queued("profile", [42], "sb")
