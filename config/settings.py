@@ -145,10 +145,10 @@ PREWARM_VERIFY_CYCLE_HOURS = env_float("PREWARM_VERIFY_CYCLE_HOURS", 24.0)
 # the next, larger task: batching that starts only when the workers fall behind. 0 turns it
 # off. 1 beat 2 at every rate from 1,000/s to 7,000/s (p50 20-30% lower, the same at 200/s)
 # with the Procfile's 2 worker children: bench/reports/pipeline-20261202T164658Z.md against
-# pipeline-20261202T163858Z.md. The default stays 2 until the tests that run no relay stop
-# assuming it (with 1, a web process defers to the relay as soon as one task waits).
+# pipeline-20261202T163858Z.md. With 1, a web process leaves its change to the relay as
+# soon as one task waits: every deployment runs a relay (the Procfile's `relay` line).
 # workers.coalesce, workers.relay.
-PREWARM_WAITING_TASKS = env_int("PREWARM_WAITING_TASKS", 2)
+PREWARM_WAITING_TASKS = env_int("PREWARM_WAITING_TASKS", 1)
 
 # Redis broker: a message taken by a worker that dies unacknowledged is re-delivered after
 # this many seconds (RabbitMQ re-delivers at once). Keep it above the task time limit.
