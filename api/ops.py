@@ -1,65 +1,30 @@
-"""Ops routes: warm-up jobs. Auth and input are checked; the job machinery is not here yet (501)."""
+"""Ops routes: warm-up jobs (ops.jobs). An ops token is required; bodies are checked first."""
 from __future__ import annotations
 
-import re
-
 import orjson
+from django.http import HttpResponse
 
-from core import validation
+from ops import jobs
+from ops.models import JobState, WarmupJob
+from ops.scope import BadScope
+from ops.scope import parse as parse_scope
 
 from .errors import error
-from .http import OPS, endpoint
+from .http import JSON, OPS, endpoint
 
 MAX_BODY = 1024 * 1024
-MAX_ITEMS = 10_000
-JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-SCOPE_KEYS = {"all", "regions", "profiles", "epg_dates"}
+LIST_LIMIT = 100
 
 
-class BadScope(ValueError):
-    pass
+def _json(doc, status: int = 200, **headers) -> HttpResponse:
+    return HttpResponse(orjson.dumps(doc), status=status, content_type=JSON, headers=headers)
 
 
-def parse_scope(doc) -> dict:
-    """Validate a warm-up request: {"all": true} or any of regions, profiles, epg_dates."""
-    if not isinstance(doc, dict):
-        raise BadScope("the body must be a JSON object")
-    unknown = set(doc) - SCOPE_KEYS
-    if unknown:
-        raise BadScope(f"unknown fields: {', '.join(sorted(unknown))}")
-    if not doc:
-        raise BadScope("give all, regions, profiles or epg_dates")
-    scope: dict = {}
-    if "all" in doc:
-        if doc["all"] is not True:
-            raise BadScope("all must be true when given")
-        if len(doc) > 1:
-            raise BadScope("all cannot be combined with other fields")
-        return {"all": True}
-    for name, check, what in (
-        ("regions", validation.is_code, "region codes"),
-        ("profiles", lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**63, "profile ids"),
-        ("epg_dates", validation.is_day, "YYYY-MM-DD dates"),
-    ):
-        if name in doc:
-            values = doc[name]
-            if not isinstance(values, list) or not values or len(values) > MAX_ITEMS:
-                raise BadScope(f"{name} must be a list of 1 to {MAX_ITEMS} {what}")
-            if not all(check(v) for v in values):
-                raise BadScope(f"{name} must hold only {what}")
-            scope[name] = values
-    return scope
-
-
-def _not_yet():
-    return error(501, "not_implemented", "warm-up jobs are not available in this build yet")
-
-
-@endpoint("POST", auth=OPS)
-def warmups(request, token):
+def read_json(request):
+    """The request's JSON body, or an error response (415, 413, 400)."""
     content_type = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
     if content_type != "application/json":
-        return error(415, "unsupported_media_type", "send the scope as application/json")
+        return error(415, "unsupported_media_type", "send the body as application/json")
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -70,18 +35,60 @@ def warmups(request, token):
     if len(raw) > MAX_BODY:
         return error(413, "body_too_large", f"the body may be at most {MAX_BODY} bytes")
     try:
-        doc = orjson.loads(raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return error(400, "bad_json", f"the body is not JSON: {exc}")
+
+
+def _location(job: WarmupJob) -> str:
+    return f"/api/v1/ops/warmups/{job.pk}"
+
+
+@endpoint("GET", "POST", auth=OPS, query=("limit", "state"))
+def warmups(request, token):
+    if request.method == "GET":
+        return _list(request)
+    doc = read_json(request)
+    if isinstance(doc, HttpResponse):
+        return doc
     try:
-        parse_scope(doc)
+        job, _created = jobs.submit(parse_scope(doc), created_by="api")
     except BadScope as exc:
         return error(400, "bad_scope", str(exc))
-    return _not_yet()
+    # A scope already queued or running answers with that job: one warm-up per scope.
+    return _json(jobs.progress(job), 202, Location=_location(job))
 
 
-@endpoint("GET", auth=OPS)
+def _list(request):
+    try:
+        limit = int(request.GET.get("limit", "20"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= LIST_LIMIT:
+        return error(400, "bad_limit", f"limit must be a number from 1 to {LIST_LIMIT}")
+    found = WarmupJob.objects.all()
+    if (state := request.GET.get("state")) is not None:
+        if state not in JobState.values:
+            return error(400, "bad_state", f"state must be one of {', '.join(JobState.values)}")
+        found = found.filter(state=state)
+    return _json({"jobs": [jobs.progress(job) for job in found[:limit]]})
+
+
+def _job(job_id: str) -> WarmupJob | HttpResponse:
+    if not job_id.isascii() or not job_id.isdigit() or len(job_id) > 18:
+        return error(400, "bad_job_id", "a job id is a number")
+    job = WarmupJob.objects.filter(pk=int(job_id)).first()
+    return job if job is not None else error(404, "not_found", f"no warm-up job {job_id}")
+
+
+@endpoint("GET", "DELETE", auth=OPS)
 def warmup(request, token, job_id):
-    if not JOB_ID.fullmatch(job_id):
-        return error(400, "bad_job_id", "a job id is 1-64 letters, digits, '-' or '_'")
-    return _not_yet()
+    job = _job(job_id)
+    if isinstance(job, HttpResponse):
+        return job
+    if request.method == "DELETE" and not jobs.cancel(job):
+        job.refresh_from_db()
+        return error(409, "job_finished", f"warm-up job {job.pk} is already {job.state}")
+    job.refresh_from_db()
+    return _json(jobs.progress(job))
+

@@ -79,7 +79,7 @@ def setup(env, profiles: int) -> None:
     last_id = Profile.objects.order_by("-id").values_list("id", flat=True)[0]
     if reseeded or not client().exists(keys.profile_key(last_id)):
         t0 = time.monotonic()
-        manage(env, "warm", "--all", "--restart")
+        manage(env, "warm", "--all", "--inline")
         print(f"warm-up: {profiles} profiles in {time.monotonic() - t0:.1f}s", flush=True)
 
 

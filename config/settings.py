@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "core",
     "workers",
     "api",
+    "ops",
     "schedules",
 ]
 
@@ -137,6 +138,12 @@ PREWARM_EPG_DAYS_AHEAD = env_int("PREWARM_EPG_DAYS_AHEAD", 2)
 # cache_verify and the rolling verification: a difference is drift only if it is still there
 # this many seconds later (a write committed a moment ago may not have reached Redis yet).
 PREWARM_VERIFY_GRACE_SECONDS = env_float("PREWARM_VERIFY_GRACE_SECONDS", 5.0)
+
+# Warm-up jobs (ops.jobs): a chunk runs well under a second, so a worker holding one this
+# long has died and beat's prewarm.warmup_resume runs it again; a chunk sent but not started
+# this long was lost with its message (a broker restart).
+PREWARM_WARMUP_LEASE_SECONDS = env_float("PREWARM_WARMUP_LEASE_SECONDS", 60.0)
+PREWARM_WARMUP_SENT_STALE_SECONDS = env_float("PREWARM_WARMUP_SENT_STALE_SECONDS", 120.0)
 # Beat's prewarm.verify_slice covers the whole profile id range once in this many hours.
 PREWARM_VERIFY_CYCLE_HOURS = env_float("PREWARM_VERIFY_CYCLE_HOURS", 24.0)
 

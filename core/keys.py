@@ -75,11 +75,6 @@ def edges_scanned_key() -> str:
     return f"{prefix()}:edges:scanned"
 
 
-def warm_done_key(scope: str) -> str:
-    """Set: the id spans a warm-up of this scope has finished (so it can resume)."""
-    return f"{prefix()}:warm:done:{scope}"
-
-
 def counters_key() -> str:
     """Hash: every declared counter (core.metrics), field `<name>:<label values>`."""
     return f"{prefix()}:metrics:counters"

@@ -185,3 +185,32 @@ def sample_profile_ids(n: int) -> list[int]:
 
 def channel_ids() -> list[int]:
     return [cid for (cid,) in _rows("SELECT id FROM core_channel ORDER BY id")]
+
+
+def _scope_filter(region_ids: list[int] | None, ids: list[int] | None) -> tuple[str, list]:
+    """SQL and parameters selecting profiles by region or id; None for both: every profile."""
+    if region_ids is None and ids is None:
+        return "TRUE", []
+    return "(region_id = ANY(%s) OR id = ANY(%s))", [region_ids or [], ids or []]
+
+
+def profile_span_counts(span: int, region_ids: list[int] | None = None, ids: list[int] | None = None) -> dict[int, int]:
+    """id // span -> how many profiles of that span the scope selects (a warm-up's chunks)."""
+    where, params = _scope_filter(region_ids, ids)
+    return dict(_rows(f"SELECT id / %s, count(*) FROM core_profile WHERE {where} GROUP BY 1", [span, *params]))
+
+
+def scoped_profile_ids(
+    lo: int, hi: int, region_ids: list[int] | None = None, ids: list[int] | None = None
+) -> list[int]:
+    """Ids in [lo, hi) that the scope selects, in id order."""
+    where, params = _scope_filter(region_ids, ids)
+    return [
+        pid
+        for (pid,) in _rows(f"SELECT id FROM core_profile WHERE id >= %s AND id < %s AND {where} ORDER BY id",
+                            [lo, hi, *params])
+    ]
+
+
+def channel_ids_between(lo: int, hi: int) -> list[int]:
+    return [cid for (cid,) in _rows("SELECT id FROM core_channel WHERE id >= %s AND id < %s ORDER BY id", [lo, hi])]

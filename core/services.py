@@ -283,13 +283,21 @@ def epg_entries(
 
 
 def rebuild_epg(
-    channel_ids: Iterable[int], *, now: datetime | None = None, not_before: datetime | None = None
+    channel_ids: Iterable[int],
+    *,
+    now: datetime | None = None,
+    not_before: datetime | None = None,
+    days: Iterable[date] | None = None,
 ) -> Outcome:
-    """Rewrite the EPG fragments of these channels for every kept (time zone, day)."""
+    """Rewrite the EPG fragments of these channels for every kept (time zone, day), or only
+    the kept ones of `days`."""
     ids = set(channel_ids)
     now = _clock(now, not_before)
     built = epoch_ms(now)
     windows = epg_windows(now)
+    if days is not None:
+        wanted = set(days)
+        windows = [(tz, day) for tz, day in windows if day in wanted]
     if not windows:
         return Outcome(now=now)
     entries, present = epg_entries(ids, windows, now)

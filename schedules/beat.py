@@ -34,6 +34,13 @@ SCHEDULES = [
         description="Heals a producer that died between claiming an id and publishing its task.",
     ),
     Every(
+        "prewarm: resume warm-up jobs",
+        "prewarm.warmup_resume",
+        SWEEP_SECONDS,
+        description="Sends again the warm-up chunks no live worker holds (a worker killed mid-chunk, a broker "
+        "that lost its messages) and moves every queued or running warm-up job on.",
+    ),
+    Every(
         "prewarm: EPG day rollover",
         "prewarm.epg_rollover",
         EPG_ROLLOVER_SECONDS,

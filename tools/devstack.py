@@ -702,7 +702,7 @@ def cmd_run(args) -> int:
         manage("migrate", "--noinput", "-v", "0")
         manage("seed_demo", "--profiles", str(args.profiles))
         # The cache server keeps nothing across restarts, and seeding skips the triggers.
-        manage("warm", "--all", "--restart")
+        manage("warm", "--all", "--inline")
         manage("collectstatic", "--noinput", "-v", "0")
         token = ""
         try:

@@ -39,4 +39,4 @@ def _drop_broken_db_connections(sender=None, **kwargs):
     for conn in connections.all(initialized_only=True):
         if conn.errors_occurred:
             conn.close_if_unusable_or_obsolete()
-app.autodiscover_tasks(["workers", "schedules"])
+app.autodiscover_tasks(["workers", "ops", "schedules"])

@@ -310,16 +310,45 @@ def test_token_command_prints_a_working_token(client, warm):
 # -- ops -----------------------------------------------------------------------------
 
 
-def test_ops_warmups_validate_then_answer_501(client, warm):
+def test_ops_warmups_submit_follow_list_and_cancel(client, warm, purge_queues):
+    from ops import jobs
+
     ops = warm.ops_auth
-    for scope in ({"all": True}, {"regions": ["EU-WEST"]}, {"profiles": [1, 2]}, {"epg_dates": ["2026-01-01"]}):
-        response = client.post("/api/v1/ops/warmups", orjson.dumps(scope), content_type=JSON, **ops)
-        assert response.status_code == 501 and error_code(response) == "not_implemented"
+    response = client.post("/api/v1/ops/warmups", orjson.dumps({"regions": ["EU-WEST"]}), content_type=JSON, **ops)
+    assert response.status_code == 202, response.content
+    job = body(response)
+    assert job["state"] == "queued" and job["scope"] == {"regions": ["EU-WEST"]} and job["total"] > 0
+    assert response["Location"] == f"/api/v1/ops/warmups/{job['id']}"
+    # The same scope while it runs: the running job, not a second one.
+    again = client.post("/api/v1/ops/warmups", b'{"regions": ["EU-WEST", "EU-WEST"]}', content_type=JSON, **ops)
+    assert again.status_code == 202 and body(again)["id"] == job["id"]
+    other = body(client.post("/api/v1/ops/warmups", orjson.dumps({"profiles": [warm.fan.pk]}), content_type=JSON,
+                             **ops))
+    assert other["id"] != job["id"]
+
+    for chunk in jobs.WarmupChunk.objects.filter(job_id=job["id"]).order_by("id"):
+        jobs.execute(chunk.pk, send_next=False)  # what the warmup workers do
+    done = body(client.get(response["Location"], **ops))
+    assert done["state"] == "done" and done["done"] == done["total"] and done["finished_at"]
+    assert {"rate", "eta_seconds", "failed", "created_at", "started_at"} <= done.keys()
+
+    listed = body(client.get("/api/v1/ops/warmups?limit=1", **ops))["jobs"]
+    assert [j["id"] for j in listed] == [other["id"]]
+    assert [j["id"] for j in body(client.get("/api/v1/ops/warmups?state=done", **ops))["jobs"]] == [job["id"]]
+    cancelled = client.delete(f"/api/v1/ops/warmups/{other['id']}", **ops)
+    assert cancelled.status_code == 200 and body(cancelled)["state"] == "cancelled"
+    finished = client.delete(f"/api/v1/ops/warmups/{job['id']}", **ops)
+    assert finished.status_code == 409 and error_code(finished) == "job_finished"
+
+
+def test_ops_warmups_refuse_bad_input_with_a_clear_4xx(client, warm):
+    ops = warm.ops_auth
     bad = {
         b"{": "bad_json", b"\xff\xfe": "bad_json", b"[]": "bad_scope", b"{}": "bad_scope",
         b'{"all": false}': "bad_scope", b'{"all": true, "regions": ["X"]}': "bad_scope",
         b'{"profiles": ["1"]}': "bad_scope", b'{"profiles": [true]}': "bad_scope",
         b'{"epg_dates": ["2026-13-45"]}': "bad_scope", b'{"regions": []}': "bad_scope", b'{"what": 1}': "bad_scope",
+        b'{"regions": ["NOWHERE"]}': "bad_scope", b'{"epg_dates": ["2001-01-01"]}': "bad_scope",
     }
     for raw, code in bad.items():
         response = client.post("/api/v1/ops/warmups", raw, content_type=JSON, **ops)
@@ -329,8 +358,11 @@ def test_ops_warmups_validate_then_answer_501(client, warm):
     huge = b'{"profiles": [' + b"1," * 600_000 + b"1]}"
     response = client.post("/api/v1/ops/warmups", huge, content_type=JSON, **ops)
     assert response.status_code == 413 and error_code(response) == "body_too_large"
-    assert client.get("/api/v1/ops/warmups/job-1", **ops).status_code == 501
-    assert client.get("/api/v1/ops/warmups/" + "j" * 65, **ops).status_code == 400
+    assert client.get("/api/v1/ops/warmups/999999", **ops).status_code == 404
+    for job_id in ("job-1", "1" * 19, "١"):
+        assert error_code(client.get(f"/api/v1/ops/warmups/{job_id}", **ops)) == "bad_job_id"
+    for query in ("limit=0", "limit=x", "limit=101", "state=nope", "other=1"):
+        assert client.get(f"/api/v1/ops/warmups?{query}", **ops).status_code == 400, query
 
 
 # -- routing, health, metrics --------------------------------------------------------
@@ -344,7 +376,7 @@ def test_unknown_routes_and_wrong_methods_are_json(client, warm):
         response = getattr(client, method)("/api/v1/me/profile", **warm.auth(warm.fan))
         assert response.status_code == 405 and response["Allow"] == "GET"
         assert error_code(response) == "method_not_allowed"
-    assert client.get("/api/v1/ops/warmups", **warm.ops_auth).status_code == 405
+    assert client.put("/api/v1/ops/warmups", **warm.ops_auth).status_code == 405
 
 
 def test_health_readiness_and_metrics(client, warm):
@@ -387,7 +419,7 @@ def test_the_index_lists_every_route_and_links_the_schema(client):
         served = {"/" + str(p.pattern).replace("<str:", "{").replace(">", "}") for p in urls.ROUTES}
         assert set(listed) == served
         assert listed["/api/v1/me/profile"]["auth"] == "viewer token"
-        warmups = {"path": "/api/v1/ops/warmups", "methods": ["POST"], "auth": "ops token"}
+        warmups = {"path": "/api/v1/ops/warmups", "methods": ["GET", "POST"], "auth": "ops token"}
         assert listed["/api/v1/ops/warmups"] == warmups
 
 

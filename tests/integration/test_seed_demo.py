@@ -200,7 +200,7 @@ def test_reset_drops_the_old_data_sets_entries_so_the_warm_up_can_write(redis_cl
     redis_client.hset(keys.profile_key(1), "version", 10**9)  # the old profile 1 was edited a lot
     out = seed(reset=True, seed=7)
     assert "entries of the old data set dropped" in out
-    call_command("warm", "--all", "--jobs", "1", stdout=StringIO())
+    call_command("warm", "--all", "--inline", "--jobs", "1", stdout=StringIO())
     for pk in (1, 2):
         entry = redis_client.hgetall(keys.profile_key(pk))
         assert b"deleted" not in entry

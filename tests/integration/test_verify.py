@@ -146,7 +146,6 @@ def test_non_entry_keys_are_ignored(warm_world, redis_client):
     redis_client.set(keys.flight_key(keys.profile_key(warm_world.fan.pk)), "1", ex=10)
     redis_client.set(keys.flight_key(keys.class_key("abc")), "1", ex=10)
     redis_client.hset(keys.dirty_key("profile"), "1", "q1")
-    redis_client.sadd(keys.warm_done_key("all"), 0)
     code, report = verify_cmd()
     assert code == 0, report
 

@@ -1,9 +1,22 @@
-"""manage.py warm: every profile, class and fragment; parallel; resumable; clear errors."""
+"""Warm-up jobs against real Postgres and Redis, chunks run in this process: what a scope
+builds, progress and refusals, one job per scope, cancel, and beat's resume."""
+import base64
+import json
+from datetime import timedelta
+from io import StringIO
+
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
-from core import keys, services, warmup
+from core import keys, services
 from core.models import Profile
+from ops import jobs, plan
+from ops.models import ChunkState, JobState, WarmupChunk, WarmupJob
+from ops.scope import BadScope, Scope
+from tests.queues import purge
+from tests.rows import bulk_profiles
+from workers.app import WARMUP_QUEUE, app
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -15,42 +28,155 @@ def cached(client, ids):
     return sum(pipe.execute())
 
 
+def sent_chunks():
+    """Chunk ids of the warm-up tasks waiting in the broker's warmup queue."""
+    with app.connection_for_write() as conn:
+        raw = conn.default_channel.client.lrange(WARMUP_QUEUE, 0, -1)
+    out = []
+    for item in raw:
+        message = json.loads(item)
+        assert message["headers"]["task"] == jobs.CHUNK_TASK
+        out.append(json.loads(base64.b64decode(message["body"]))[0][0])
+    return sorted(out)
+
+
+def run_all(job):
+    """Run the job here: first what was handed to the workers (as one would), then the rest."""
+    for chunk_id in sent_chunks():
+        jobs.execute(chunk_id, send_next=False)
+    purge(WARMUP_QUEUE)
+    while (chunk_id := jobs.claim_pending(job.pk)) is not None:
+        jobs.execute(chunk_id, send_next=False)
+    job.refresh_from_db()
+    return jobs.progress(job)
+
+
 @pytest.fixture
 def profiles(catalogue):
-    made = Profile.objects.bulk_create(
-        [Profile(region=catalogue["eu" if i % 2 else "us"], isp=catalogue["fibra"]) for i in range(300)]
-    )
-    return [p.pk for p in made]
+    us = Profile.objects.bulk_create([Profile(region=catalogue["us"], isp=catalogue["cheap"]) for _ in range(100)])
+    return bulk_profiles(catalogue, 2 * plan.SPAN + 10, plan="premium") + [p.pk for p in us]
 
 
-def test_warm_all_in_two_processes(profiles, redis_client, capsys):
-    call_command("warm", "--all", "--jobs", "2")
+def test_warm_all_builds_every_profile_class_and_fragment(profiles, redis_client, purge_queues):
+    job, created = jobs.submit(Scope(all=True), send=False)
+    assert created and job.state == JobState.QUEUED
+    kinds = list(job.chunks.values_list("kind", flat=True))
+    assert kinds[0] == "classes" and kinds.count("profiles") >= 3 and "epg" in kinds
+    doc = run_all(job)
+    assert doc["state"] == "done" and doc["failed"] == 0 and doc["done"] == doc["total"]
     assert cached(redis_client, profiles) == len(profiles)
-    members = redis_client.smembers(keys.region_classes_key("EU-WEST"))
-    assert len(members - {services.COMPLETE_MEMBER}) == 1  # one class, and the completeness marker
-    assert "profiles: 300 warmed" in capsys.readouterr().out
+    assert redis_client.exists(keys.class_key(redis_client.hget(keys.profile_key(profiles[0]), "class").decode()))
+    assert redis_client.keys(keys.prefix() + ":epg:*")
+    assert doc["written"] >= len(profiles) and doc["refused"] == 0 and doc["rate"] > 0 and doc["eta_seconds"] is None
 
 
-def test_warm_region_only(profiles, redis_client):
-    call_command("warm", "--region", "EU-WEST", "--jobs", "1")
-    eu = list(Profile.objects.filter(region__code="EU-WEST").values_list("id", flat=True))
-    assert cached(redis_client, eu) == len(eu) == 150
-    assert cached(redis_client, profiles) == 150
+def test_entries_redis_holds_newer_are_counted_as_refused(profiles, redis_client):
+    """An invalidation that landed first wins; the job says so instead of "warmed"."""
+    services.rebuild_profiles(profiles[:3])
+    for pk in profiles[:3]:
+        redis_client.hset(keys.profile_key(pk), "version", 10**12)
+    out = StringIO()
+    call_command("warm", "--profiles", *map(str, profiles[:5]), "--inline", "--jobs", "1", stdout=out)
+    assert "5 of 5 entries" in out.getvalue() and "2 written, 3 already newer in Redis" in out.getvalue()
 
 
-def test_resume_skips_finished_spans(profiles, redis_client, monkeypatch):
-    monkeypatch.setattr(warmup, "SPAN", 100)
-    spans, total = warmup.pending_spans("all", None, resume=True)
-    redis_client.sadd(keys.warm_done_key("all"), spans[0])  # as if a run stopped after one span
-    progress = warmup.warm_profiles("all", None, jobs=1, resume=True)
-    assert progress.done == total - len([p for p in profiles if p // 100 == spans[0]])
-    assert not redis_client.exists(keys.warm_done_key("all"))
+def test_one_job_per_scope_while_it_runs(profiles, purge_queues):
+    job, created = jobs.submit(Scope(regions=("EU-WEST",)))
+    again, created_again = jobs.submit(Scope(regions=("EU-WEST",)))
+    assert created and not created_again and again.pk == job.pk
+    other, created_other = jobs.submit(Scope(regions=("US-EAST",)))
+    assert created_other and other.pk != job.pk
+    # The first chunks were handed to the workers, WINDOW at most per job.
+    assert len(sent_chunks()) == 2 * jobs.WINDOW
+    run_all(job)
+    _, created_after = jobs.submit(Scope(regions=("EU-WEST",)))
+    assert created_after  # a finished job does not hold its scope
+
+
+def test_a_region_scope_builds_only_that_region(profiles, redis_client, catalogue):
+    job, _ = jobs.submit(Scope(regions=("US-EAST",)), send=False)
+    doc = run_all(job)
+    us = list(Profile.objects.filter(region=catalogue["us"]).values_list("id", flat=True))
+    assert cached(redis_client, us) == len(us) == 100 and cached(redis_client, profiles) == 100
+    assert doc["done"] == 101  # the profiles and the region's classes
+    assert not redis_client.keys(keys.prefix() + ":epg:*")
+
+
+def test_epg_dates_build_those_days_only(catalogue, redis_client):
+    today = services.selectors.db_now().astimezone(timezone.get_default_timezone()).date()
+    job, _ = jobs.submit(Scope(epg_dates=(today.isoformat(),)), send=False)
+    doc = run_all(job)
+    days = {k.decode().split("|")[1].split("}")[0] for k in redis_client.keys(keys.prefix() + ":epg:*")}
+    assert doc["state"] == "done" and doc["done"] > 0 and days == {today.isoformat()}
+
+
+@pytest.mark.parametrize(
+    "scope, message",
+    [
+        (Scope(regions=("NOWHERE",)), "unknown region code(s): NOWHERE"),
+        (Scope(epg_dates=("2001-01-01",)), "epg_dates outside the kept days"),
+    ],
+)
+def test_a_scope_naming_nothing_kept_is_refused(catalogue, scope, message):
+    with pytest.raises(BadScope, match=message.replace("(", r"\(").replace(")", r"\)")):
+        jobs.submit(scope)
+
+
+def test_cancel_skips_what_has_not_started(profiles, purge_queues):
+    job, _ = jobs.submit(Scope(all=True))
+    first = sent_chunks()[0]
+    assert jobs.cancel(job) and not jobs.cancel(job)
+    assert jobs.execute(first) == "skipped"  # a chunk already in the broker runs no more
+    job.refresh_from_db()
+    assert job.state == JobState.CANCELLED and job.done == 0
+    assert set(job.chunks.values_list("state", flat=True)) == {ChunkState.SKIPPED}
+
+
+def test_resume_sends_lost_chunks_again_and_counts_a_chunk_once(profiles, purge_queues, settings):
+    job, _ = jobs.submit(Scope(all=True))
+    lost, dead = sent_chunks()
+    purge(WARMUP_QUEUE)  # the broker lost both messages ...
+    started = jobs.start_chunk(dead)  # ... after a worker took one and died
+    long_ago = timezone.now() - timedelta(seconds=settings.PREWARM_WARMUP_SENT_STALE_SECONDS + 1)
+    WarmupChunk.objects.filter(pk=lost).update(sent_at=long_ago)
+    WarmupChunk.objects.filter(pk=dead).update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert jobs.resume() == 2 and sent_chunks() == [lost, dead]
+    assert jobs.execute(dead, send_next=False) == "done"
+    done = job.chunks.get(pk=dead).done
+    jobs.finish_chunk(started.chunk, 999, 0, 0)  # the dead run's late end changes nothing
+    job.refresh_from_db()
+    assert job.done == done
+
+
+def test_a_chunk_that_keeps_dying_fails_the_job_which_finishes_the_rest(profiles, purge_queues):
+    job, _ = jobs.submit(Scope(regions=("US-EAST",)))
+    chunk = job.chunks.order_by("id").first()
+    WarmupChunk.objects.filter(pk=chunk.pk).update(
+        state=ChunkState.RUNNING, attempts=jobs.MAX_ATTEMPTS, lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    jobs.resume()
+    doc = run_all(job)
+    assert doc["state"] == "failed" and doc["failed"] == chunk.planned and "gave up after" in doc["error"]
+    assert doc["done"] == doc["total"] - doc["failed"]
 
 
 @pytest.mark.parametrize(
     "args, message",
-    [(["--region", "NOWHERE"], "unknown region code(s): NOWHERE"), (["--all", "--jobs", "0"], "--jobs must be")],
+    [
+        (["--region", "NOWHERE"], "unknown region code(s): NOWHERE"),
+        (["--all", "--inline", "--jobs", "0"], "--jobs must be"),
+        (["--epg-dates", "2001-02-30"], "epg_dates must hold only YYYY-MM-DD dates"),
+        (["--follow", "999999"], "no warm-up job 999999"),
+        (["--cancel", "999999"], "no warm-up job 999999"),
+    ],
 )
 def test_bad_input_is_a_one_line_error(catalogue, args, message):
     with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        call_command("warm", *args)
+        call_command("warm", *args, stdout=StringIO())
+
+
+def test_detach_prints_the_job_id(catalogue, purge_queues):
+    out = StringIO()
+    call_command("warm", "--region", "EU-WEST", "--detach", stdout=out)
+    job_id = int(out.getvalue().strip())
+    assert jobs.progress(WarmupJob.objects.get(pk=job_id))["state"] == "queued"

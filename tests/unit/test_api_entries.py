@@ -15,7 +15,6 @@ from api.entries import (
     profile_etag,
 )
 from api.http import etag_matches
-from api.ops import BadScope, parse_scope
 
 PROFILE = {
     b"version": b"7", b"built_at": b"1700000000000", b"region": b"EU-WEST", b"isp": b"fibra",
@@ -85,11 +84,3 @@ def test_if_none_match_forms():
     assert etag_matches("*", '"a"')
     assert not etag_matches(None, '"a"') and not etag_matches('"b"', '"a"') and not etag_matches("", '"a"')
 
-
-def test_warmup_scopes():
-    assert parse_scope({"all": True}) == {"all": True}
-    assert parse_scope({"regions": ["EU-WEST"], "profiles": [1]}) == {"regions": ["EU-WEST"], "profiles": [1]}
-    for bad in ([], {}, {"all": 1}, {"all": True, "profiles": [1]}, {"profiles": [0]}, {"profiles": [1.5]},
-                {"regions": ["bad code"]}, {"epg_dates": ["2026-02-30"]}, {"extra": 1}, {"regions": "EU"}):
-        with pytest.raises(BadScope):
-            parse_scope(bad)
