@@ -1,38 +1,21 @@
 """A real `celery beat` (the DatabaseScheduler, schedules as `migrate` made them, intervals
 shortened) and a real worker run the time-driven rebuilds, the sweeper and the EPG rollover."""
-import sys
 import zoneinfo
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTasks
 
 from core import keys
 from core.models import Profile, Subscription
-from schedules import beat
+from tests.beat import BEAT, run_every_second
 from tests.rows import quiet_isp_change
 from tests.waiting import wait_for
 from workers import coalesce
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BEAT = [sys.executable, "-m", "celery", "-A", "workers", "beat", "--loglevel", "INFO"]
-
-
 TIME_DRIVEN = ("prewarm.schedule_due", "prewarm.sweep_dirty", "prewarm.epg_rollover")
-
-
-def run_every_second(tasks):
-    """The declared schedules (created by migrate for the test database): these run every
-    second, the others are paused (the rolling verification would repair what they must)."""
-    beat.sync()
-    second, _ = IntervalSchedule.objects.get_or_create(every=1, period=IntervalSchedule.SECONDS)
-    assert PeriodicTask.objects.filter(task__in=tasks).update(interval=second) == len(tasks)
-    PeriodicTask.objects.filter(task__in=[s.task for s in beat.SCHEDULES]).exclude(task__in=tasks).update(
-        enabled=False
-    )
-    PeriodicTasks.update_changed()
 
 
 @pytest.fixture

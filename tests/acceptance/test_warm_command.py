@@ -1,18 +1,24 @@
-"""`manage.py warm` run as operators run it: its scopes, and resuming after it was interrupted."""
+"""`manage.py warm` as operators run it, against the Procfile's warm-up worker: a job the
+worker runs while the command follows it; a worker killed mid-job and beat's resume; Ctrl-C
+stops following, not the job."""
 import signal
 import subprocess
 import sys
 
 import pytest
 
-from core import keys, warmup
-from core.models import Channel, Profile
+from core import keys
+from core.models import Channel, Region
+from ops import plan
+from ops.models import JobState, WarmupJob
+from tests.beat import BEAT, run_every_second
+from tests.processes import celery_argv
 from tests.rows import bulk_profiles
 from tests.waiting import ROOT, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SPANS = 4  # profiles spread over this many of warmup.SPAN-sized id spans
+WARMUP_WORKER = celery_argv("warmup", 1)  # the Procfile's `warmup` line
 
 
 def cached(client, ids) -> int:
@@ -29,40 +35,68 @@ def warm(env, *args, check=True):
     return out
 
 
-def test_profiles_and_epg_scopes_build_only_what_they_name(catalogue, redis_client, service_env):
-    ids = bulk_profiles(catalogue, 10)
-    out = warm(service_env, "--profiles", str(ids[0]), str(ids[1]))
-    assert "profiles: 2 written" in out.stdout
-    assert cached(redis_client, ids) == 2
-    assert not redis_client.keys(keys.prefix() + ":epg:*")
-    out = warm(service_env, "--epg")
-    assert f"epg: {Channel.objects.count()} channels warmed" in out.stdout
-    assert redis_client.keys(keys.prefix() + ":epg:*") and cached(redis_client, ids) == 2
+def job_state(job_id):
+    return WarmupJob.objects.get(pk=job_id)
 
 
-def test_an_interrupted_warm_up_resumes_and_restart_starts_over(catalogue, redis_client, service_env):
-    ids = bulk_profiles(catalogue, SPANS * warmup.SPAN)
-    total = Profile.objects.count()
-    done_key = keys.warm_done_key("all")
-    argv = [sys.executable, "manage.py", "warm", "--all", "--jobs", "1"]
-    with subprocess.Popen(argv, cwd=ROOT, env=service_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True) as run:
+def test_warm_all_is_run_by_the_warmup_worker_while_the_command_follows(
+    catalogue, redis_client, purge_queues, start_proc, service_env
+):
+    ids = bulk_profiles(catalogue, 2 * plan.SPAN + 5, plan="premium")
+    start_proc("worker-warmup", WARMUP_WORKER)
+    out = warm(service_env, "--all")
+    job = WarmupJob.objects.get()
+    regions, channels = Region.objects.count(), Channel.objects.count()
+    assert job.state == JobState.DONE and job.done == job.total >= len(ids) + regions + channels
+    assert f"warm-up {job.pk} done: {job.total} of {job.total} entries" in out.stdout
+    assert f"{job.written} written, 0 already newer in Redis, 0 failed" in out.stdout
+    assert cached(redis_client, ids) == len(ids)
+    assert redis_client.keys(keys.prefix() + ":epg:*")
+    again = warm(service_env, "--all")  # everything is warm: rewritten, and said so
+    assert "0 failed" in again.stdout and WarmupJob.objects.count() == 2
+
+
+def test_a_job_goes_on_after_its_worker_is_killed_mid_chunk(
+    catalogue, redis_client, purge_queues, start_proc, service_env
+):
+    ids = bulk_profiles(catalogue, 8 * plan.SPAN)
+    run_every_second(("prewarm.warmup_resume",))
+    quick = {"PREWARM_WARMUP_LEASE_SECONDS": "1", "PREWARM_WARMUP_SENT_STALE_SECONDS": "2"}
+    first = start_proc("worker-warmup", WARMUP_WORKER, **quick)
+    job_id = int(warm(service_env, "--all", "--detach").stdout.strip().splitlines()[-1])
+    wait_for(lambda: job_state(job_id).done > 0, timeout=60, message="a first chunk done")
+    first.kill()  # SIGKILL: the chunk it ran and the one it had taken die with it
+    assert job_state(job_id).state == JobState.RUNNING
+    # A new worker (it also takes beat's resume, on the invalidate queue) and beat.
+    start_proc("worker-2", celery_argv("invalidate,warmup", 1), **quick)
+    start_proc("beat", BEAT, ready="beat: Starting")
+    wait_for(lambda: job_state(job_id).state != JobState.RUNNING, timeout=120, message="the job finished")
+    job = job_state(job_id)
+    assert job.state == JobState.DONE and job.done == job.total and job.failed == 0
+    assert cached(redis_client, ids) == len(ids)
+
+
+def test_ctrl_c_stops_following_and_the_job_goes_on(
+    catalogue, redis_client, purge_queues, start_proc, service_env, tmp_path
+):
+    ids = bulk_profiles(catalogue, 6 * plan.SPAN)
+    argv = [sys.executable, "manage.py", "warm", "--all"]
+    log = tmp_path / "warm.out"
+    with log.open("w") as out_file, subprocess.Popen(argv, cwd=ROOT, env=service_env, stdout=out_file,
+                                                     stderr=subprocess.PIPE, text=True) as run:
         try:
-            wait_for(lambda: redis_client.scard(done_key) >= 1, timeout=120, message="a first span finished")
-            run.send_signal(signal.SIGINT)  # the operator's Ctrl-C
-            output = run.communicate(timeout=60)[0]
+            # Following: its first progress line (not a terminal: one every few seconds).
+            wait_for(lambda: "warm-up" in log.read_text(), timeout=60, message="the command following its job")
+            run.send_signal(signal.SIGINT)  # the operator's Ctrl-C, before any worker runs
+            err = run.communicate(timeout=60)[1]
         finally:
             if run.poll() is None:
                 run.kill()
-    finished = redis_client.scard(done_key)
-    assert run.returncode != 0 and 1 <= finished < SPANS + 1, output
-
-    resumed = warm(service_env, "--all", "--jobs", "2")
-    warmed = int(resumed.stdout.split("profiles: ")[-1].split(" warmed")[0])
-    assert warmed < total  # the finished spans were skipped ...
-    assert cached(redis_client, ids) == len(ids)  # ... and every profile is warm
-    assert not redis_client.exists(done_key)  # a completed run forgets its spans
-
-    redis_client.sadd(done_key, *range(SPANS + 1))  # as if an earlier run had stopped late
-    restarted = warm(service_env, "--all", "--restart")
-    assert f"profiles: {total} warmed" in restarted.stdout
+    out = log.read_text()
+    job = WarmupJob.objects.get()
+    assert run.returncode == 130 and "Traceback" not in err, out + err
+    assert f"stopped following warm-up {job.pk}; it goes on (manage.py warm --follow {job.pk}" in err
+    start_proc("worker-warmup", WARMUP_WORKER)
+    followed = warm(service_env, "--follow", str(job.pk))
+    assert f"warm-up {job.pk} done" in followed.stdout
+    assert cached(redis_client, ids) == len(ids)

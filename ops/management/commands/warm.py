@@ -15,6 +15,7 @@ from ops.scope import BadScope, parse
 POLL_SECONDS = 0.5
 QUIET_HINT_SECONDS = 10  # a job still queued this long: say that no warm-up worker took it
 PLAIN_EVERY_SECONDS = 5  # progress lines when the output is not a terminal
+LIST = 20
 
 
 def _summary(doc: dict) -> str:
@@ -37,12 +38,34 @@ class Command(BaseCommand):
         what.add_argument("--epg", action="store_true", help="every channel's guide for every kept day")
         what.add_argument("--follow", type=int, metavar="JOB", help="follow a job already submitted")
         what.add_argument("--cancel", type=int, metavar="JOB", help="cancel a queued or running job")
+        what.add_argument("--list", action="store_true", help="the latest jobs and their progress")
         how = parser.add_mutually_exclusive_group()
         how.add_argument("--detach", action="store_true", help="print the job id and return")
         how.add_argument("--inline", action="store_true", help="run the chunks here (no warm-up worker needed)")
         parser.add_argument("--jobs", type=int, default=2, help="processes for --inline (default 2)")
 
     def handle(self, *args, **opts):
+        try:
+            self._handle(opts)
+        except KeyboardInterrupt:
+            # A job lives in Postgres: workers (or beat's resume) carry it on without us.
+            job_id = self.job_id
+            if job_id is None:
+                self.stderr.write("\ninterrupted while submitting: `manage.py warm --list` shows whether it was")
+            else:
+                self.stderr.write(
+                    f"\nstopped following warm-up {job_id}; it goes on (manage.py warm --follow {job_id},"
+                    f" --cancel {job_id})"
+                )
+            sys.exit(130)
+
+    job_id = None
+
+    def _handle(self, opts):
+        if opts["list"]:
+            for job in WarmupJob.objects.all()[:LIST]:
+                self.stdout.write(_summary(jobs.progress(job)) + f" [{job.created_by or '-'}: {job.scope}]")
+            return
         if opts["cancel"] is not None:
             return self._cancel(self._job(opts["cancel"]))
         if opts["follow"] is not None:
@@ -54,18 +77,11 @@ class Command(BaseCommand):
                 raise CommandError(str(exc)) from None
             if not created:
                 self.stdout.write(f"warm-up {job.pk} for this scope is already {job.state}: following it")
+        self.job_id = job.pk
         if opts["detach"]:
             self.stdout.write(str(job.pk))
             return
-        try:
-            doc = self._run_inline(job, opts["jobs"]) if opts["inline"] else self._follow(job)
-        except KeyboardInterrupt:
-            # The job lives in Postgres: workers (or beat's resume) carry on without us.
-            self.stderr.write(
-                f"\nstopped following warm-up {job.pk}; it goes on (manage.py warm --follow {job.pk},"
-                f" --cancel {job.pk})"
-            )
-            sys.exit(130)
+        doc = self._run_inline(job, opts["jobs"]) if opts["inline"] else self._follow(job)
         self.stdout.write(_summary(doc))
         if doc["state"] != "done":
             raise CommandError(f"warm-up {job.pk} ended {doc['state']}" + (f": {doc['error']}" if doc["error"] else ""))
