@@ -7,7 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LEFT_OUT = ("tests", "bench", "tools", ".ci", ".venv", ".devstack", ".git")
-KEPT = ("config", "core", "workers", "api", "schedules", "manage.py", "pyproject.toml", "README.md")
+KEPT = ("config", "core", "workers", "ops", "api", "schedules", "manage.py", "pyproject.toml", "README.md")
 
 
 def patterns() -> list[str]:
