@@ -180,3 +180,14 @@ def test_detach_prints_the_job_id(catalogue, purge_queues):
     call_command("warm", "--region", "EU-WEST", "--detach", stdout=out)
     job_id = int(out.getvalue().strip())
     assert jobs.progress(WarmupJob.objects.get(pk=job_id))["state"] == "queued"
+
+
+def test_the_admin_shows_jobs_with_progress_and_cancels(profiles, admin_client, purge_queues):
+    job, _ = jobs.submit(Scope(regions=("EU-WEST",)))
+    page = admin_client.get("/admin/ops/warmupjob/")
+    assert page.status_code == 200 and b"<progress" in page.content
+    detail = admin_client.get(f"/admin/ops/warmupjob/{job.pk}/change/")
+    assert detail.status_code == 200 and b"profiles" in detail.content
+    admin_client.post("/admin/ops/warmupjob/", {"action": "cancel", "_selected_action": [job.pk]})
+    job.refresh_from_db()
+    assert job.state == JobState.CANCELLED
