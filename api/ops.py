@@ -4,8 +4,8 @@ from __future__ import annotations
 import orjson
 from django.http import HttpResponse
 
-from ops import jobs
-from ops.models import JobState, WarmupJob
+from ops import events, jobs
+from ops.models import JobState, WarmupEvent, WarmupJob
 from ops.scope import BadScope
 from ops.scope import parse as parse_scope
 
@@ -92,3 +92,41 @@ def warmup(request, token, job_id):
     job.refresh_from_db()
     return _json(jobs.progress(job))
 
+
+
+# -- event warm-ups ------------------------------------------------------------------------
+
+
+@endpoint("GET", "POST", auth=OPS)
+def warmup_events(request, token):
+    if request.method == "GET":
+        return _json({"events": [events.doc(e) for e in WarmupEvent.objects.all()[:LIST_LIMIT]]})
+    body = read_json(request)
+    if isinstance(body, HttpResponse):
+        return body
+    try:
+        event = events.save(events.apply(WarmupEvent(), body))
+    except events.BadEvent as exc:
+        return error(400, "bad_event", str(exc))
+    return _json(events.doc(event), 201, Location=f"/api/v1/ops/events/{event.pk}")
+
+
+@endpoint("GET", "PATCH", "DELETE", auth=OPS)
+def warmup_event(request, token, event_id):
+    if not event_id.isascii() or not event_id.isdigit() or len(event_id) > 18:
+        return error(400, "bad_event_id", "an event id is a number")
+    event = WarmupEvent.objects.filter(pk=int(event_id)).first()
+    if event is None:
+        return error(404, "not_found", f"no event {event_id}")
+    if request.method == "DELETE":
+        events.delete(event)
+        return HttpResponse(status=204)
+    if request.method == "PATCH":
+        body = read_json(request)
+        if isinstance(body, HttpResponse):
+            return body
+        try:
+            event = events.save(events.apply(event, body, partial=True))
+        except events.BadEvent as exc:
+            return error(400, "bad_event", str(exc))
+    return _json(events.doc(event))

@@ -13,6 +13,8 @@ ROUTES = [
     path("api/v1/me/playback/<str:channel_code>", views.me_playback),
     path("api/v1/ops/warmups", ops.warmups),
     path("api/v1/ops/warmups/<str:job_id>", ops.warmup),
+    path("api/v1/ops/events", ops.warmup_events),
+    path("api/v1/ops/events/<str:event_id>", ops.warmup_event),
 ]
 _index = index.view_for(ROUTES)
 urlpatterns = [path("", _index), path("api/v1/", _index), *ROUTES]

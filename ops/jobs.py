@@ -90,10 +90,13 @@ def _chunks(resolved: dict, now) -> list[plan.ChunkSpec]:
                        channel_ids=selectors.channel_ids() if per_channel else [], fragments_per_channel=per_channel)
 
 
-def submit(scope: Scope, created_by: str = "", *, send: bool = True) -> tuple[WarmupJob, bool]:
+def submit(scope: Scope, created_by: str = "", *, send: bool = True, event=None) -> tuple[WarmupJob, bool]:
     """The job for `scope`: a new one (True), or the one already queued or running (False).
-    `send`: hand its first chunks to the workers (not when the caller runs them itself)."""
+    `send`: hand its first chunks to the workers (not when the caller runs them itself).
+    `event`: the event warm-up that asked (ops.events); a running job it joins is linked too."""
     if (running := _active(scope)) is not None:
+        if event is not None and running.event_id is None:
+            WarmupJob.objects.filter(pk=running.pk, event__isnull=True).update(event=event)
         return running, False
     now = selectors.db_now()
     resolved = resolve(scope, now)
@@ -101,7 +104,7 @@ def submit(scope: Scope, created_by: str = "", *, send: bool = True) -> tuple[Wa
     try:
         with transaction.atomic():
             job = WarmupJob.objects.create(
-                scope=scope.as_dict(), scope_key=scope.key, resolved=resolved, created_by=created_by[:64],
+                scope=scope.as_dict(), scope_key=scope.key, resolved=resolved, created_by=created_by[:64], event=event,
                 total=sum(s.planned for s in specs),
             )
             WarmupChunk.objects.bulk_create(

@@ -4,6 +4,8 @@ Postgres holds the whole state (a job's progress, each chunk's), so a job surviv
 worker killed mid-chunk, a broker that lost its messages, or a restart of anything: beat's
 `warmup_resume` sends again what no live worker holds (ops.jobs).
 """
+from datetime import timedelta
+
 from django.db import models
 from django.db.models import Q
 
@@ -19,6 +21,27 @@ class JobState(models.TextChoices):
 ACTIVE = (JobState.QUEUED, JobState.RUNNING)
 
 
+class WarmupEvent(models.Model):
+    """A big moment (a cup final): its scope is warmed `lead_seconds` before `starts_at` by
+    a django-celery-beat clocked schedule (ops.events keeps it in step)."""
+
+    name = models.CharField(max_length=200)
+    starts_at = models.DateTimeField()
+    lead_seconds = models.PositiveIntegerField(default=1800, help_text="warm up this long before it starts")
+    scope = models.JSONField(help_text='{"all": true}, or any of regions, profiles, epg_dates')
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+
+    def __str__(self):
+        return f"{self.name} at {self.starts_at:%Y-%m-%d %H:%M %Z}"
+
+    @property
+    def warmup_at(self):
+        return self.starts_at - timedelta(seconds=self.lead_seconds)
+
+
 class WarmupJob(models.Model):
     scope = models.JSONField(help_text='{"all": true}, or any of regions, profiles, epg_dates')
     # The scope in canonical form: at most one active job per scope (submitting it again
@@ -32,7 +55,8 @@ class WarmupJob(models.Model):
     failed = models.BigIntegerField(default=0)
     written = models.BigIntegerField(default=0)
     refused = models.BigIntegerField(default=0, help_text="entries Redis already held newer (an invalidation won)")
-    created_by = models.CharField(max_length=64, blank=True, help_text="api, cli, or the event")
+    created_by = models.CharField(max_length=64, blank=True, help_text="api, cli, or event")
+    event = models.ForeignKey(WarmupEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

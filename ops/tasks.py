@@ -6,7 +6,7 @@ from celery import shared_task
 from workers.app import INVALIDATE_QUEUE, WARMUP_QUEUE
 from workers.tasks import RETRY
 
-from . import jobs
+from . import events, jobs
 
 
 @shared_task(name=jobs.CHUNK_TASK, queue=WARMUP_QUEUE, **RETRY)
@@ -19,3 +19,10 @@ def warmup_chunk(chunk_id: int) -> str:
 def warmup_resume() -> int:
     """Send again what no live worker holds; a light query, so it does not wait behind chunks."""
     return jobs.resume()
+
+
+@shared_task(name=events.TASK, queue=INVALIDATE_QUEUE, **RETRY)
+def event_warmup(event_id: int) -> int | None:
+    """An event's clocked schedule fired: submit its warm-up job; returns the job id."""
+    job = events.fire(event_id)
+    return job.pk if job is not None else None

@@ -100,3 +100,28 @@ def test_ctrl_c_stops_following_and_the_job_goes_on(
     followed = warm(service_env, "--follow", str(job.pk))
     assert f"warm-up {job.pk} done" in followed.stdout
     assert cached(redis_client, ids) == len(ids)
+
+
+def test_an_event_warm_up_starts_on_time_through_beat(catalogue, redis_client, purge_queues, start_proc):
+    """The clocked schedule an event keeps fires in a real beat; a worker runs the job."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ops import events
+    from ops.models import WarmupEvent
+
+    ids = bulk_profiles(catalogue, 50)
+    run_every_second(())  # the declared schedules paused: only the event's fires
+    at = timezone.now() + timedelta(seconds=4)
+    event = events.save(events.apply(WarmupEvent(), {
+        "name": "Cup final", "starts_at": (at + timedelta(minutes=30)).isoformat(), "lead_seconds": 1800,
+        "scope": {"regions": ["EU-WEST"]},
+    }))
+    start_proc("worker")
+    start_proc("beat", BEAT, ready="beat: Starting")
+    wait_for(lambda: event.jobs.exists(), timeout=30, message="the event's warm-up job")
+    job = event.jobs.get()
+    assert job.created_at >= at - timedelta(seconds=1)  # not before its time
+    wait_for(lambda: event.jobs.get().state == JobState.DONE, timeout=60, message="the job done")
+    assert cached(redis_client, ids) == len(ids)
