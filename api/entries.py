@@ -110,6 +110,7 @@ class ClassEntry:
     decisions: dict[str, tuple[int, bytes]]  # channel code -> (status, response body)
     etag: str
     valid_until: float
+    channels_body: bytes = b""  # GET /me/channels: every channel in the lineup with its state
 
 
 def playback_body(code: str, reason: str | None) -> tuple[int, bytes]:
@@ -135,8 +136,20 @@ def parse_class(fields: Mapping[bytes, bytes]) -> ClassEntry | None:
     decisions.update({code: playback_body(code, reason) for code, reason in denied.items()})
     return ClassEntry(
         region, tz, orjson.dumps(allowed), tuple(allowed_ids), decisions,
-        f"c{version.decode()}.{built_at.decode()}", valid_until,
+        f"c{version.decode()}.{built_at.decode()}", valid_until, channels_body(allowed, denied),
     )
+
+
+def channels_body(allowed: list[str], denied: Mapping[str, str]) -> bytes:
+    """The lineup with each channel's state, as playback decides it: the allowed channels in
+    guide order, then the refused ones by code with the refusal's reason and message."""
+    channels = [{"channel": code, "allowed": True, "state": "allowed"} for code in allowed]
+    channels += [
+        {"channel": code, "allowed": False, "state": reason,
+         "message": REASON_MESSAGES.get(reason, "you may not watch this channel now")}
+        for code, reason in sorted(denied.items())
+    ]
+    return orjson.dumps({"channels": channels})
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ ROUTES = [
     path("api/v1/me/profile", views.me_profile),
     path("api/v1/me/epg", views.me_epg),
     path("api/v1/me/playback/<str:channel_code>", views.me_playback),
+    path("api/v1/me/channels", views.me_channels),
     path("api/v1/ops/warmups", ops.warmups),
     path("api/v1/ops/warmups/<str:job_id>", ops.warmup),
     path("api/v1/ops/events", ops.warmup_events),

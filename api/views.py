@@ -78,6 +78,19 @@ def me_playback(request, token, channel_code):
     return response
 
 
+@endpoint("GET", auth=VIEWER)
+def me_channels(request, token):
+    """Why a channel is missing from the guide: every channel with its state, from the class
+    entry (bytes serialized when the entry was read, not per request)."""
+    view, failed = _viewer(token)
+    if failed is not None:
+        return failed
+    headers = _headers(view.cls.etag, view.degraded)
+    if etag_matches(request.META.get("HTTP_IF_NONE_MATCH"), view.cls.etag):
+        return HttpResponseNotModified(headers=headers)
+    return HttpResponse(view.cls.channels_body, content_type=JSON, headers=headers)
+
+
 # Per time zone: (valid until, today, kept days, first, last); recomputed at local midnight.
 _windows: dict[str, tuple[float, str, frozenset[str], str, str]] = {}
 

@@ -163,6 +163,35 @@ def test_playback_decisions(client, warm, who, code, status, reason, django_asse
         assert doc["error"]["code"] == reason and doc["error"]["channel"] == code
 
 
+@pytest.mark.parametrize(
+    "who, states",
+    [
+        ("fan", {"news": "allowed", "sport1": "allowed", "movies": "allowed", "local": "geo_blocked"}),
+        ("budget", {"news": "allowed", "sport1": "isp_restricted", "movies": "isp_restricted",
+                    "local": "geo_blocked"}),
+        ("free", {"news": "allowed", "sport1": "not_subscribed", "movies": "not_subscribed", "local": "geo_blocked"}),
+    ],
+)
+def test_channels_lists_the_lineup_with_the_state_playback_decides(client, warm, who, states,
+                                                                     django_assert_num_queries):
+    profile = getattr(warm, who)
+    client.get("/api/v1/me/channels", **warm.auth(profile))
+    with django_assert_num_queries(0):
+        response = client.get("/api/v1/me/channels", **warm.auth(profile))
+    assert response.status_code == 200 and response["Cache-Control"] == "private"
+    channels = body(response)["channels"]
+    assert {c["channel"]: c["state"] for c in channels} == states
+    allowed = [c["channel"] for c in channels if c["allowed"]]
+    assert allowed == [c for c in ("news", "sport1", "movies") if states[c] == "allowed"]  # guide order
+    for c in channels:  # the same answer as playback, channel by channel
+        playback = client.get(f"/api/v1/me/playback/{c['channel']}", **warm.auth(profile))
+        assert (playback.status_code == 200) == c["allowed"]
+        if not c["allowed"]:
+            assert body(playback)["error"]["code"] == c["state"] and body(playback)["error"]["message"] == c["message"]
+    again = client.get("/api/v1/me/channels", HTTP_IF_NONE_MATCH=response["ETag"], **warm.auth(profile))
+    assert again.status_code == 304
+
+
 def test_playback_unknown_and_malformed_channels(client, warm):
     assert error_code(client.get("/api/v1/me/playback/nosuch", **warm.auth(warm.fan))) == "channel_not_found"
     for bad in ("x" * 33, "-lead", "caf%C3%A9", "a%00b", "%FF%FE", "a%20b"):
