@@ -4,7 +4,7 @@ with it). When it fires, `prewarm.event_warmup` submits an ordinary warm-up job.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -19,6 +19,7 @@ log = logging.getLogger("prewarm.warmup")
 
 TASK = "prewarm.event_warmup"  # ops.tasks.event_warmup
 MAX_LEAD_SECONDS = 7 * 24 * 3600
+MAX_AHEAD = timedelta(days=366)
 FIELDS = ("name", "starts_at", "lead_seconds", "scope")
 
 
@@ -31,9 +32,15 @@ def schedule_name(event_id: int) -> str:
 
 
 def _moment(value) -> datetime:
-    moment = parse_datetime(value) if isinstance(value, str) else None
+    try:
+        moment = parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:  # well formed, but no such moment (month 13, hour 25)
+        moment = None
     if moment is None or moment.tzinfo is None:
         raise BadEvent("starts_at must be an ISO 8601 date-time with its UTC offset, e.g. 2026-12-12T20:00:00Z")
+    moment = moment.astimezone(UTC)  # Postgres keeps offsets up to 15:59 only; the moment is what counts
+    if moment > timezone.now() + MAX_AHEAD:
+        raise BadEvent(f"starts_at must be within {MAX_AHEAD.days} days from now")
     return moment
 
 

@@ -5,8 +5,8 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
 from schemathesis.core.parameters import ParameterLocation
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from core import services
 from tests.processes import WebServer, stop_or_fail
@@ -93,6 +93,7 @@ def test_openapi_conformance(case, server, world):
     auth = {"Authorization": scope["HTTP_AUTHORIZATION"]}
     if case.meta is not None and case.meta.is_negative_at(ParameterLocation.HEADER):
         auth = {}  # the case sends broken or missing credentials on purpose
-    # Warm-up jobs answer 501 until their machinery lands: not a crash, so not a finding.
-    excluded = [not_a_server_error] if case.path.startswith("/api/v1/ops") else None
+    # The schema cannot say which region codes exist, which guide days are kept or what time
+    # it is: a schema-valid warm-up or event naming none of them is a 400 that says so.
+    excluded = [positive_data_acceptance] if case.path.startswith("/api/v1/ops") else None
     case.call_and_validate(base_url=server.url, headers=auth, excluded_checks=excluded)

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 JSON = "application/json"
 EVENTS = "/api/v1/ops/events"
+SOON = (timezone.now() + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @pytest.fixture
@@ -67,12 +68,14 @@ def test_an_event_keeps_one_clocked_schedule_at_its_warm_up_time(ops, purge_queu
         ({"name": "x", "starts_at": "2020-01-01T00:00:00Z", "scope": {"all": True}}, "has passed"),
         ({"name": "x", "starts_at": "soon", "scope": {"all": True}}, "ISO 8601"),
         ({"name": "x", "starts_at": "2030-01-01T00:00:00", "scope": {"all": True}}, "UTC offset"),
-        ({"name": "", "starts_at": "2030-01-01T00:00:00Z", "scope": {"all": True}}, "name must be"),
-        ({"name": "x", "starts_at": "2030-01-01T00:00:00Z", "scope": {}}, "scope: give all"),
-        ({"name": "x", "starts_at": "2030-01-01T00:00:00Z", "scope": {"all": True}, "lead_seconds": -1},
+        ({"name": "x", "starts_at": "2026-13-01T00:00:00Z", "scope": {"all": True}}, "ISO 8601"),
+        ({"name": "x", "starts_at": "8383-11-08T04:41:14-17:13", "scope": {"all": True}}, "within 366 days"),
+        ({"name": "", "starts_at": SOON, "scope": {"all": True}}, "name must be"),
+        ({"name": "x", "starts_at": SOON, "scope": {}}, "scope: give all"),
+        ({"name": "x", "starts_at": SOON, "scope": {"all": True}, "lead_seconds": -1},
          "lead_seconds must be"),
         ({"name": "x", "scope": {"all": True}}, "missing fields: starts_at"),
-        ({"name": "x", "starts_at": "2030-01-01T00:00:00Z", "scope": {"all": True}, "when": 1}, "unknown fields"),
+        ({"name": "x", "starts_at": SOON, "scope": {"all": True}, "when": 1}, "unknown fields"),
     ],
 )
 def test_a_bad_event_is_a_400_that_says_why(ops, doc, message):
