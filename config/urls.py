@@ -2,8 +2,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from ops.views import freshness_page
+
 urlpatterns = [
     path("", include("api.urls")),
+    path("admin/freshness/", freshness_page, name="ops-freshness"),
     path("admin/", admin.site.urls),
 ]
 

@@ -6,3 +6,8 @@ class OpsConfig(AppConfig):
     name = "ops"
     verbose_name = "Prewarm operations"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.contrib import admin
+
+        admin.site.index_template = "ops/admin_index.html"  # links the freshness page

@@ -37,7 +37,11 @@ def hit_ratios(hits: Mapping[tuple[str, ...], int], misses: Mapping[tuple[str, .
     return out
 
 
-def bar_chart(bars: list[tuple[str, int]], width: int = 480, height: int = 120) -> str:
+def _short(seconds: float) -> str:
+    return f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"
+
+
+def bar_chart(bars: list[tuple[str, int]], width: int = 640, height: int = 120) -> str:
     """An inline SVG bar chart (no script, no dependency): one bar per (label, count)."""
     if not bars:
         return ""
@@ -55,10 +59,10 @@ def bar_chart(bars: list[tuple[str, int]], width: int = 480, height: int = 120) 
 
 
 def lag_bars(snapshot: metrics.Snapshot) -> list[tuple[str, int]]:
-    """Observations per bucket (not cumulative), labelled by upper bound in ms."""
+    """Observations per bucket (not cumulative), labelled by upper bound."""
     out, before = [], 0
     for bound, cumulative in snapshot.buckets:
-        label = "more" if bound == "+Inf" else f"≤{float(bound) * 1000:g}ms"
+        label = "more" if bound == "+Inf" else _short(float(bound))
         out.append((label, cumulative - before))
         before = cumulative
     return out

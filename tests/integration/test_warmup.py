@@ -2,6 +2,7 @@
 builds, progress and refusals, one job per scope, cancel, and beat's resume."""
 import base64
 import json
+import time
 from datetime import timedelta
 from io import StringIO
 
@@ -191,3 +192,19 @@ def test_the_admin_shows_jobs_with_progress_and_cancels(profiles, admin_client, 
     admin_client.post("/admin/ops/warmupjob/", {"action": "cancel", "_selected_action": [job.pk]})
     job.refresh_from_db()
     assert job.state == JobState.CANCELLED
+
+
+def test_the_freshness_page_shows_lag_hits_drift_backlog_and_jobs(profiles, admin_client, client, purge_queues):
+    from workers import tasks
+
+    tasks.rebuild.apply(args=("profile", profiles[:3], time.time() - 0.7))  # three changes, 0.7 s behind
+    jobs.submit(Scope(regions=("EU-WEST",)))
+    page = admin_client.get("/admin/freshness/")
+    html = page.content.decode()
+    assert page.status_code == 200, html[:500]
+    for section in ('id="hits"', 'id="lag"', 'id="drift"', 'id="waiting"', 'id="jobs"'):
+        assert section in html
+    assert "<svg" in html and "<rect" in html and "≤ 1000 ms" in html  # the 0.7 s lags' bucket
+    assert "queue invalidate" in html and "<progress" in html
+    assert "Cache freshness" in admin_client.get("/admin/").content.decode()  # linked from the index
+    assert client.get("/admin/freshness/").status_code == 302  # staff only: to the login page
