@@ -47,7 +47,8 @@ def bar_chart(bars: list[tuple[str, int]], width: int = 640, height: int = 120) 
         return ""
     top = max(1, max(n for _, n in bars))
     step = width / len(bars)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 30}" role="img">']
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height + 30}" width="100%"'
+             f' style="max-width:{width}px" role="img">']
     for i, (label, n) in enumerate(bars):
         h = round(height * n / top)
         x = round(i * step + 2)

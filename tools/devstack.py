@@ -19,6 +19,7 @@ import errno
 import fcntl
 import glob
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -704,6 +705,8 @@ def cmd_run(args) -> int:
         # The cache server keeps nothing across restarts, and seeding skips the triggers.
         manage("warm", "--all", "--inline")
         manage("collectstatic", "--noinput", "-v", "0")
+        login = _dev_login()
+        manage("dev_superuser", "--username", login[0], "--password", login[1], capture=True)
         token = ""
         try:
             token = manage("api_token", "1", capture=True).stdout.strip()
@@ -715,7 +718,7 @@ def cmd_run(args) -> int:
 
         def announce(sup: Supervisor) -> None:
             if _wait_http(f"{api}/healthz", sup):
-                _print_banner(api, token)
+                _print_banner(api, token, login)
 
         return supervisor.run(argv, dict(os.environ), on_start=announce)
 
@@ -739,7 +742,21 @@ def _wait_http(url: str, supervisor: Supervisor) -> bool:
     return False
 
 
-def _print_banner(api: str, token: str) -> None:
+def _dev_login() -> tuple[str, str]:
+    """The admin login `make run` sets up: PREWARM_DEV_ADMIN_PASSWORD, or a password made once
+    and kept in the state directory (so a restart keeps it; nothing is hard-coded)."""
+    password = os.environ.get("PREWARM_DEV_ADMIN_PASSWORD")
+    if not password:
+        path = STATE_DIR / "admin-password"
+        if not path.exists():
+            STATE_DIR.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(12))
+            path.chmod(0o600)
+        password = path.read_text().strip()
+    return "admin", password
+
+
+def _print_banner(api: str, token: str, login: tuple[str, str] = ("", "")) -> None:
     lines = ["", "Prewarm is running (Ctrl-C stops everything).", f"  API:      {api}/api/schema (OpenAPI)"]
     if token:
         lines += [
@@ -747,7 +764,7 @@ def _print_banner(api: str, token: str) -> None:
             f"  Try:      curl -s -H 'Authorization: Bearer {token}' {api}/api/v1/me/profile",
         ]
     lines += [
-        f"  Admin:    {api}/admin/  (a user first: make manage ARGS=createsuperuser)",
+        f"  Admin:    {api}/admin/  (user {login[0]}, password {login[1]}; freshness: {api}/admin/freshness/)",
         f"  Database: {os.environ['DATABASE_URL']}  (make psql)",
         f"  Redis:    {os.environ['REDIS_URL']}",
         "",

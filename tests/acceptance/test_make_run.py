@@ -1,5 +1,6 @@
 """`make run` as a new user runs it: the banner's curl line answers, a psql change shows through
-the API within seconds, and Ctrl-C leaves no process behind."""
+the API within seconds, the banner's admin login opens the freshness page, and Ctrl-C leaves
+no process behind."""
 import json
 import os
 import re
@@ -45,6 +46,22 @@ def curl(line: str) -> dict:
     return json.loads(out.stdout)
 
 
+def admin_login_works(banner: str) -> None:
+    """The banner's admin line names a login that opens the admin's freshness page."""
+    import requests
+
+    found = re.search(r"Admin:\s+(\S+)/admin/\s+\(user (\S+), password (\S+);", banner)
+    assert found, banner[-2000:]
+    base, user, password = found.groups()
+    with requests.Session() as web:
+        web.get(f"{base}/admin/login/", timeout=10).raise_for_status()
+        answer = web.post(f"{base}/admin/login/?next=/admin/freshness/", timeout=10, data={
+            "username": user, "password": password, "next": "/admin/freshness/",
+            "csrfmiddlewaretoken": web.cookies["csrftoken"],
+        }, headers={"Referer": f"{base}/admin/login/"})
+    assert answer.status_code == 200 and "Cache freshness" in answer.text, answer.text[:2000]
+
+
 def test_make_run_serves_the_banners_curl_line_follows_psql_and_stops_clean(tmp_path):
     env = new_user_env(tmp_path)
     log_path = tmp_path / "make-run.log"
@@ -74,6 +91,7 @@ def test_make_run_serves_the_banners_curl_line_follows_psql_and_stops_clean(tmp_
         started = time.monotonic()
         wait_for(lambda: curl(line)["region"] == region, timeout=10, interval=0.1, message="the psql change served")
         assert time.monotonic() - started < 10
+        admin_login_works(log_path.read_text(errors="replace"))
     finally:
         text = log_path.read_text(errors="replace")
         servers = [int(pid) for _, pid in PID_LINE.findall(text)]
