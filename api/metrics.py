@@ -12,21 +12,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.conf import settings
-from django.db import connection
 from django.http import HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from core import metrics
+from workers import queues
 
 from .http import endpoint
 
 log = logging.getLogger("prewarm.api.metrics")
 
 FLUSH_EVERY = 1.0
-QUEUES = ("invalidate", "warmup")
-BROKER_TIMEOUT = 1.0
 
 
 class LocalCounts(dict):
@@ -140,34 +137,17 @@ def declared_families(store) -> tuple[list, list[str]]:
     return families, failed
 
 
-def _outbox() -> tuple[int, float | None]:
-    from workers.relay import backlog
+def warmup_families() -> list:
+    """The queued and running warm-up jobs' progress, summed (ops.jobs)."""
+    from ops.jobs import active_totals
 
-    connection.ensure_connection()
-    return backlog(connection.connection)
-
-
-def _queue_depths() -> dict[str, int]:
-    url = settings.CELERY_BROKER_URL
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        import redis
-
-        broker = redis.Redis.from_url(url, socket_timeout=BROKER_TIMEOUT, socket_connect_timeout=BROKER_TIMEOUT)
-        try:
-            pipe = broker.pipeline(transaction=False)
-            for q in QUEUES:
-                pipe.llen(q)
-            return dict(zip(QUEUES, pipe.execute()))
-        finally:
-            broker.close()
-    from kombu import Connection
-
-    depths = {}
-    with Connection(url, connect_timeout=BROKER_TIMEOUT) as conn:
-        channel = conn.channel()
-        for q in QUEUES:
-            depths[q] = channel.queue_declare(queue=q, passive=True).message_count
-    return depths
+    totals = active_totals()
+    entries = GaugeMetricFamily("prewarm_warmup_entries", "Entries of the queued and running warm-up jobs",
+                                labels=["part"])
+    for part in ("total", "done", "failed", "refused"):
+        entries.add_metric([part], totals[part])
+    return [GaugeMetricFamily("prewarm_warmup_active_jobs", "Warm-up jobs queued or running", value=totals["jobs"]),
+            entries]
 
 
 def local_families() -> list:
@@ -203,7 +183,7 @@ class _Collector:
         for part in failed:
             errors.add_metric([part], 1)
         try:
-            count, oldest = _outbox()
+            count, oldest = queues.outbox()
             yield GaugeMetricFamily("prewarm_outbox_backlog", "Outbox rows waiting for the relay", value=count)
             yield GaugeMetricFamily(
                 "prewarm_outbox_oldest_seconds", "Age of the oldest outbox row", value=oldest or 0.0
@@ -212,7 +192,7 @@ class _Collector:
             log.debug("outbox: %s", exc)
             errors.add_metric(["outbox"], 1)
         try:
-            depths = _queue_depths()
+            depths = queues.depths()
             queue = GaugeMetricFamily("prewarm_queue_depth", "Messages waiting in a Celery queue", labels=["queue"])
             for name, depth in depths.items():
                 queue.add_metric([name], depth)
@@ -220,6 +200,11 @@ class _Collector:
         except Exception as exc:
             log.debug("queues: %s", exc)
             errors.add_metric(["queues"], 1)
+        try:
+            yield from warmup_families()
+        except Exception as exc:
+            log.debug("warm-ups: %s", exc)
+            errors.add_metric(["warmups"], 1)
         try:
             yield from local_families()
         except Exception as exc:

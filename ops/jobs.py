@@ -301,3 +301,13 @@ def progress(job: WarmupJob, now=None) -> dict:
         "created_at": stamp(job.created_at), "started_at": stamp(job.started_at), "finished_at": stamp(job.finished_at),
     }
 
+
+
+def active_totals() -> dict[str, int]:
+    """Over the queued and running jobs: how many, and their entries (for /metrics)."""
+    from django.db.models import Count, Sum
+
+    agg = WarmupJob.objects.filter(state__in=ACTIVE).aggregate(
+        jobs=Count("id"), total=Sum("total"), done=Sum("done"), failed=Sum("failed"), refused=Sum("refused")
+    )
+    return {name: int(value or 0) for name, value in agg.items()}

@@ -423,9 +423,25 @@ def test_health_readiness_and_metrics(client, warm):
         "prewarm_outbox_backlog",
         'prewarm_queue_depth{queue="invalidate"}',
         "prewarm_api_tracking_up 1.0",
+        "prewarm_warmup_active_jobs 0.0",
     ):
         assert name in text, name
     assert "prewarm_scrape_error{" not in text
+
+
+def test_metrics_show_the_progress_of_running_warm_ups(client, warm, purge_queues):
+    from ops import jobs
+    from ops.models import WarmupChunk
+    from ops.scope import Scope
+
+    job, _ = jobs.submit(Scope(regions=("EU-WEST",)))
+    first = WarmupChunk.objects.filter(job=job).order_by("id").first()
+    jobs.execute(first.pk, send_next=False)  # the classes chunk: one region
+    job.refresh_from_db()
+    text = client.get("/metrics").content.decode()
+    assert "prewarm_warmup_active_jobs 1.0" in text
+    assert f'prewarm_warmup_entries{{part="total"}} {float(job.total)}' in text
+    assert 'prewarm_warmup_entries{part="done"} 1.0' in text
 
 
 def test_schema_is_served(client):
