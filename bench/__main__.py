@@ -1,4 +1,4 @@
-"""`python -m bench pipeline|api|verify ...`: run a scenario, print a table, write a report."""
+"""`python -m bench pipeline|api|verify|warmup ...`: run a scenario, print a table, write a report."""
 import argparse
 import sys
 
@@ -29,11 +29,18 @@ def main(argv=None) -> int:
     v = sub.add_parser("verify", help="cache_verify --all over the bench data set (1M profiles in <= 30 s)")
     v.add_argument("--profiles", type=int, default=1_000_000)
     v.add_argument("--runs", type=int, default=2)
+    w = sub.add_parser("warmup", help="warm --all through a job vs a COPY + packed HSET floor, with 100 changes/s")
+    w.add_argument("--profiles", type=int, default=1_000_000)
+    w.add_argument("--no-wait", action="store_true", help="measure even while tests or benchmarks run")
     args = parser.parse_args(argv)
     if args.scenario == "pipeline":
         from . import pipeline
 
         pipeline.run(args)
+    elif args.scenario == "warmup":
+        from . import warmup
+
+        warmup.run(args)
     elif args.scenario == "api":
         from . import api
 
