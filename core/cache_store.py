@@ -12,23 +12,40 @@ from .redis_conn import round_trip
 # (tasks are killed after CELERY_TASK_TIME_LIMIT), so a late write cannot resurrect it.
 TOMBSTONE_TTL = 24 * 3600
 
-# KEYS[1] entry. ARGV: version, built_at_ms, then field/value pairs. Versions come from
-# Postgres (one sequence, core.triggers); built_at is Postgres' clock at the rebuild.
-# Refuses a write older than what is stored: a lower version, or the same version built
-# earlier (a time-driven rebuild moves no version); over a tombstone, any version up to the
-# deleted row's last one (a late rebuild of the old row) but not a row inserted since.
-# Returns 1 when written, 0 when refused.
+# KEYS: the entries. ARGV[1]: built_at_ms (Postgres' clock at the rebuild), then per key its
+# version, its field count n and n field/value pairs. Versions come from Postgres (one
+# sequence, core.triggers). Refuses a write older than what is stored: a lower version, or
+# the same version built earlier (a time-driven rebuild moves no version); over a
+# tombstone, any version up to the deleted row's last one (a late rebuild of the old row)
+# but not a row inserted since. Returns 1 per key written, 0 per key refused.
+# Many keys per call: a script call costs Redis ~6.5 us an entry alone and ~3.8 us in a
+# batch of 100 (plain pipelined HSETs: ~4.7 us), measured with INFO commandstats here. A
+# Redis Cluster client would have to group a batch by slot.
 _CAS = """
-local cur = redis.call('HMGET', KEYS[1], 'version', 'built_at', 'deleted')
-if cur[1] then
-  local cv, nv = tonumber(cur[1]), tonumber(ARGV[1])
-  if cv > nv then return 0 end
-  if cv == nv and (cur[3] or tonumber(cur[2] or '0') > tonumber(ARGV[2])) then return 0 end
-elseif cur[3] then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'version', ARGV[1], 'built_at', ARGV[2], unpack(ARGV, 3))
-return 1
+local built = ARGV[1]
+local b = tonumber(built)
+local out = {}
+local a = 2
+for i, key in ipairs(KEYS) do
+  local nv = tonumber(ARGV[a])
+  local n = tonumber(ARGV[a + 1])
+  local cur = redis.call('HMGET', key, 'version', 'built_at', 'deleted')
+  local ok = 1
+  if cur[1] then
+    local cv = tonumber(cur[1])
+    if cv > nv or (cv == nv and (cur[3] or tonumber(cur[2] or '0') > b)) then ok = 0 end
+  elseif cur[3] then ok = 0 end
+  if ok == 1 then
+    redis.call('DEL', key)
+    redis.call('HSET', key, 'version', ARGV[a], 'built_at', built, unpack(ARGV, a + 2, a + 1 + 2 * n))
+  end
+  out[i] = ok
+  a = a + 2 + 2 * n
+end
+return out
 """
+# Entries per script call: a script blocks Redis while it runs (~0.4 ms for 100 here).
+CAS_BATCH = 100
 
 # ARGV: the deleted row's last version (0 when unknown), built_at_ms, ttl. Refused over an
 # entry of a newer row with the same id.
@@ -80,16 +97,20 @@ class Store:
         """Write the entries, then send the commands `then` in the same round trip; returns
         whether each entry was written, and the replies to `then`. After a NOSCRIPT the whole
         batch goes again, so `then` must be safe to repeat."""
+        items = list(items)
         commands = []
-        for key, entry in items:
-            command = ["EVALSHA", self._cas, 1, key, entry.version, built_at_ms]
-            for name, value in entry.fields.items():
-                command += [name, value]
-            commands.append(tuple(command))
-        written = len(commands)
+        for i in range(0, len(items), CAS_BATCH):
+            batch = items[i : i + CAS_BATCH]
+            argv: list = [built_at_ms]
+            for _, entry in batch:
+                argv += [entry.version, len(entry.fields)]
+                for name, value in entry.fields.items():
+                    argv += [name, value]
+            commands.append(("EVALSHA", self._cas, len(batch), *(key for key, _ in batch), *argv))
+        scripts = len(commands)
         commands += then
         results = self._execute(commands)
-        return [bool(r) for r in results[:written]], results[written:]
+        return [bool(ok) for reply in results[:scripts] for ok in reply], results[scripts:]
 
     def tombstone_many(self, items: Iterable[tuple[str, int]], built_at_ms: int) -> list[bool]:
         """Mark entries deleted, each with its row's last version (`(key, version)` pairs)."""

@@ -41,3 +41,23 @@ def test_a_restarted_redis_is_written_on_the_next_call(client, throwaway_redis):
     throwaway_redis.start()  # empty, no scripts; the pooled connection is dead
     assert store.write_many([("a", Entry(2, {"data": b"v2"}))], 2) == [True]
     assert client.hget("a", "data") == b"v2"
+
+
+def test_each_entry_of_a_batch_larger_than_one_script_call_is_judged_alone(client):
+    """Entries go CAS_BATCH to a script call: every answer lines up with its own entry."""
+    from core.cache_store import CAS_BATCH
+
+    store = Store(client)
+    n = 2 * CAS_BATCH + 7
+    keys = [f"e{i}" for i in range(n)]
+    newer = set(range(0, n, 3))  # a third already hold a newer version
+    for i in newer:
+        client.hset(keys[i], mapping={"version": 9, "built_at": 1, "data": "newer"})
+    client.hset(keys[1], mapping={"deleted": 1, "version": 4, "built_at": 1})  # a tombstone up to version 4
+    entries = [(key, Entry(5, {"data": f"v{i}".encode(), "n": str(i).encode()})) for i, key in enumerate(keys)]
+    written = store.write_many(entries, 100)
+    assert written == [i not in newer for i in range(n)]
+    assert client.hget(keys[1], "data") == b"v1" and not client.hexists(keys[1], "deleted")
+    assert all(client.hget(keys[i], "data") == b"newer" for i in newer)
+    assert client.hgetall(keys[2]) == {b"version": b"5", b"built_at": b"100", b"data": b"v2", b"n": b"2"}
+    assert store.write_many(entries[:2], 50) == [False, False]  # the same version built earlier
