@@ -32,6 +32,7 @@ def main(argv=None) -> int:
     w = sub.add_parser("warmup", help="warm --all through a job vs a COPY + packed HSET floor, with 100 changes/s")
     w.add_argument("--profiles", type=int, default=1_000_000)
     w.add_argument("--no-wait", action="store_true", help="measure even while tests or benchmarks run")
+    w.add_argument("--warmup-concurrency", type=int, help="the warmup worker's -c (default: the Procfile's)")
     args = parser.parse_args(argv)
     if args.scenario == "pipeline":
         from . import pipeline

@@ -6,6 +6,7 @@ stream's p99 within 100 ms)."""
 from __future__ import annotations
 
 import multiprocessing
+import shlex
 import subprocess
 import sys
 import time
@@ -98,6 +99,16 @@ def stream_while(proc: subprocess.Popen) -> dict:
     return {**common.summary(samples), "sent": sent, "rate": sent / (time.monotonic() - start)}
 
 
+def procfile_argv(name: str) -> list[str]:
+    """A Procfile line's command, its `celery` run by this interpreter."""
+    for line in (common.ROOT / "Procfile").read_text().splitlines():
+        key, _, command = line.partition(":")
+        if key.strip() == name:
+            argv = shlex.split(command)
+            return [sys.executable, "-m", "celery", *argv[1:]] if argv[0] == "celery" else argv
+    raise KeyError(f"no {name!r} line in the Procfile")
+
+
 def run(args) -> None:
     env = common.bench_env()
     common.setup(env, args.profiles)
@@ -109,11 +120,12 @@ def run(args) -> None:
     busy = common.busy()
     floor_s, floor_n = floor(env)
     print(f"floor: {floor_n} hashes in {floor_s:.1f}s", flush=True)
-    # The Procfile's invalidation and warm-up workers, and a relay for the stream.
-    workers = [common.child("worker", [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "invalidate",
-                                       "-n", "invalidate@%h", "-c", "2", "--loglevel", "INFO"], env),
-               common.child("warmup", [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "warmup",
-                                       "-n", "warmup@%h", "-c", "1", "--loglevel", "INFO"], env)]
+    # The Procfile's invalidation and warm-up workers (their command lines as written there,
+    # `--warmup-concurrency` aside), and a relay for the stream.
+    warmup_argv = procfile_argv("warmup")
+    if args.warmup_concurrency:
+        warmup_argv[warmup_argv.index("-c") + 1] = str(args.warmup_concurrency)
+    workers = [common.child("worker", procfile_argv("worker"), env), common.child("warmup", warmup_argv, env)]
     relay_proc = common.relay(env)
     try:
         time.sleep(3)  # the workers are consuming
@@ -141,8 +153,9 @@ def run(args) -> None:
         notes = [
             f"targets (#11): warm --all within {TARGET_RATIO}x the floor measured in the same run; the stream's "
             f"p99 lag within {STREAM_P99_MS:.0f} ms",
-            "workers: the Procfile's `worker` (invalidate, prefork -c 2) and `warmup` (warmup, -c 1), one relay; "
-            "warm --all submits a job and follows it (its wall time from submit to done)",
+            f"workers: the Procfile's `worker` ({' '.join(procfile_argv('worker')[3:])}) and `warmup`"
+            f" ({' '.join(warmup_argv[3:])}), one relay; warm --all submits a job and follows it (its wall time"
+            " from submit to done)",
             "the floor writes the same hashes (fields and sizes) without versions, scripts or classes",
             "other tests or benchmarks running at the start: " + ("; ".join(sorted(set(busy))) or "none"),
         ]

@@ -32,7 +32,7 @@ from .scope import BadScope, Scope
 log = logging.getLogger("prewarm.warmup")
 
 CHUNK_TASK = "prewarm.warmup_chunk"  # ops.tasks.warmup_chunk
-WINDOW = 2  # chunks of one job sent or running at once: one running, one waiting behind it
+WINDOW = 3  # chunks of one job sent or running at once: enough for 2 warm-up processes, one waiting
 MAX_ATTEMPTS = 5  # runs of one chunk before it counts as failed
 
 
