@@ -33,6 +33,7 @@ class WarmupEvent(models.Model):
 
     class Meta:
         ordering = ["starts_at", "id"]
+        verbose_name = "warm-up event"
 
     def __str__(self):
         return f"{self.name} at {self.starts_at:%Y-%m-%d %H:%M %Z}"
@@ -64,6 +65,7 @@ class WarmupJob(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        verbose_name = "warm-up job"
         constraints = [
             models.UniqueConstraint(
                 fields=["scope_key"], condition=Q(state__in=ACTIVE), name="one_active_job_per_scope"
@@ -106,6 +108,7 @@ class WarmupChunk(models.Model):
 
     class Meta:
         ordering = ["id"]
+        verbose_name = "warm-up chunk"
         indexes = [
             models.Index(fields=["job", "state"], name="chunk_job_state"),
         ]
