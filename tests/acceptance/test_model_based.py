@@ -34,6 +34,7 @@ STEPS = 8
 PROGRESS_EVERY = 100
 # Long enough for the sweeper's path: a queued marker goes stale after QUEUED_STALE_MS.
 SETTLE_TIMEOUT = coalesce.QUEUED_STALE_MS / 1000 + 40
+VISIBILITY_TIMEOUT = 20  # the worker's: a dead worker's tasks come back within a settle
 TIMEZONES = ["Europe/London", "America/New_York", "Asia/Tokyo", "UTC"]
 # Names a cached entry embeds; rules swap between two spellings of each.
 RENAMES = {"region": ("EU-WEST", "EU-W2"), "isp": ("fibra", "fibra2"), "plan": ("sports", "sport")}
@@ -85,11 +86,13 @@ def _in_flight() -> list:
     return out
 
 
-def settle(redis_client):
-    """Until nothing is in flight twice in a row; runs the sweeper as beat would if markers linger."""
+def settle(redis_client, revive=lambda: None):
+    """Until nothing is in flight twice in a row; runs the sweeper as beat would if markers linger.
+    `revive` restarts a worker that died, as a supervisor would."""
     deadline = time.monotonic() + SETTLE_TIMEOUT
     quiet, swept_at = 0, time.monotonic()
     while quiet < 2:
+        revive()
         busy = _busy(redis_client)
         quiet = 0 if busy else quiet + 1
         if busy and time.monotonic() - swept_at > 5:  # beat's sweeper, more often here
@@ -342,7 +345,7 @@ def make_machine(ctx):
                 " AND backend_type = 'client backend' AND pid <> %s", [ctx["own_backend"]])
 
         def teardown(self):
-            settle(ctx["redis"])
+            settle(ctx["redis"], ctx["revive"])
             ids = sorted(self.profile_ids | set(Profile.objects.values_list("id", flat=True)))
             problems = cache_drift()
             live = sorted(Profile.objects.values_list("id", flat=True))[-3:]
@@ -359,14 +362,26 @@ def make_machine(ctx):
 def pipeline(catalogue, redis_client, purge_queues, start_proc, service_env, tmp_path):
     # The catalogue's own events settle first: every example starts from a quiet pipeline.
     start_proc("relay")
-    start_proc("worker")
+    # Tasks a dead worker held come back after this (rebuilds take milliseconds here).
+    worker_env = {"PREWARM_BROKER_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT)}
+    workers = [start_proc("worker", **worker_env)]
     server = WebServer(service_env, tmp_path / "granian.log")
+
+    def revive():
+        """In the long run only: Celery's prefork pool can die when its broker connection is
+        closed under it (README, Status: UnpicklingError, an upstream bug); production runs
+        workers under a supervisor that restarts them, and so does this. Drift is still drift."""
+        if ctx["long"] and not workers[-1].running():
+            ctx["restarts"] += 1
+            print(f"model-based: worker died ({workers[-1].tail(3)}); restart {ctx['restarts']}", flush=True)
+            workers.append(start_proc(f"worker-{ctx['restarts']}", **worker_env))
+
     try:
         with connection.cursor() as cur:
             cur.execute("SELECT pg_backend_pid()")
             own = cur.fetchone()[0]
         ctx = {"catalogue": catalogue, "redis": redis_client, "server": server, "own_backend": own,
-               "examples": 0, "long": False}
+               "examples": 0, "long": False, "revive": revive, "restarts": 0}
         settle(redis_client)
         yield ctx
     finally:
@@ -381,7 +396,7 @@ def _run(ctx, examples):
         settings=settings(max_examples=examples, stateful_step_count=STEPS, deadline=None, database=None,
                           phases=[Phase.generate], suppress_health_check=list(HealthCheck)),
     )
-    print(f"model-based: {ctx['examples']} sequences without drift")
+    print(f"model-based: {ctx['examples']} sequences without drift; workers restarted {ctx['restarts']} times")
 
 
 def test_the_cache_converges_to_a_fresh_build(pipeline):
