@@ -93,8 +93,9 @@ def test_a_failing_part_is_named_and_the_rest_of_the_scrape_still_answers(store,
     def broken():
         raise RuntimeError("tracker gone")
 
-    monkeypatch.setattr(api_metrics, "_outbox", lambda: (2, 1.5))
-    monkeypatch.setattr(api_metrics, "_queue_depths", lambda: {"invalidate": 0, "warmup": 0})
+    monkeypatch.setattr(api_metrics.queues, "outbox", lambda: (2, 1.5))
+    monkeypatch.setattr(api_metrics.queues, "depths", lambda: {"invalidate": 0, "warmup": 0})
+    monkeypatch.setattr(api_metrics, "warmup_families", lambda: [])  # Postgres: not in a unit test
     monkeypatch.setattr(api_metrics, "_local_gauges", {})
     api_metrics.register_local_gauges(broken)
     text = exposition(list(api_metrics._Collector(store).collect()))
