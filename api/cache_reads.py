@@ -161,9 +161,18 @@ def _class(cache: LocalCache, profile: ProfileEntry, now: float) -> ClassEntry |
 
 
 def _rebuild_profile(profile_id: int) -> None:
+    _queue_edges(events.PROFILE, services.rebuild_profiles([profile_id]))
+
+
+def _queue_edges(kind: str, outcome) -> None:
     # Its entries' edges are queued as a worker's rebuild queues them: a class this build
-    # is the first to write has a licence window no region rebuild may have seen.
-    edges.queue_built(events.PROFILE, services.rebuild_profiles([profile_id]))
+    # is the first to write has a licence window no region rebuild may have seen. Best
+    # effort: with the broker down the answer still goes out (beat's scan queues the edges
+    # of its window, and a reader treats an entry past its valid_until as a miss).
+    try:
+        edges.queue_built(kind, outcome)
+    except Exception as exc:
+        log.warning("could not queue the time edges of a %s rebuild: %s", kind, exc)
 
 
 def _rebuild_class(profile: ProfileEntry, stale: ClassEntry | None) -> None:
@@ -175,7 +184,7 @@ def _rebuild_class(profile: ProfileEntry, stale: ClassEntry | None) -> None:
 
         head = selectors.region_by_code(profile.region)
         if head is not None:
-            edges.queue_built(events.REGION, services.rebuild_regions([head[0]]))
+            _queue_edges(events.REGION, services.rebuild_regions([head[0]]))
 
 
 def epg(view: Viewer, day: str) -> tuple[EpgEntry, bool]:
