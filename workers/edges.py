@@ -43,7 +43,15 @@ def queue(kind: str, moment: datetime, ids: Iterable[int]) -> int:
     for chunk in events.chunks(fresh):
         # committed_at = the moment: lag then measures how late the flip landed; not_before:
         # the rebuild decides windows at the moment at least, whatever its clock says.
-        app.send_task(events.REBUILD_TASK, (kind, chunk, at), {"not_before": at}, queue=INVALIDATE_QUEUE, eta=moment)
+        try:
+            app.send_task(
+                events.REBUILD_TASK, (kind, chunk, at), {"not_before": at}, queue=INVALIDATE_QUEUE, eta=moment
+            )
+        except Exception:
+            # Not sent: forget these ids for the moment, or the next scan or rebuild that
+            # asks would take them for queued and skip them.
+            client().srem(key, *fresh[sent * events.BATCH :])
+            raise
         sent += 1
     return sent
 

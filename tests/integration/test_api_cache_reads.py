@@ -340,3 +340,25 @@ def test_a_cold_read_queues_the_edges_of_what_it_builds(api_world, redis_client,
     doc(get(PROFILE, w))
     at = int(edge.timestamp()) + 1  # valid_until is kept in whole seconds
     assert redis_client.sismember(keys.edge_key("region", at), w.fan.region_id)
+
+
+def test_a_cold_read_is_answered_while_the_broker_refuses_its_edges(api_world, redis_client, purge_queues, monkeypatch):
+    """The broker down does not fail a read: the entry is built and served, and the edge it
+    could not queue is left for beat's scan (not marked as queued)."""
+    from datetime import timedelta
+
+    from kombu.exceptions import OperationalError
+
+    from core.models import Licence
+    from workers.app import app
+
+    def refused(*args, **kwargs):
+        raise OperationalError("broker down")
+
+    monkeypatch.setattr(app, "send_task", refused)
+    w = api_world
+    edge = services.selectors.db_now() + timedelta(seconds=60)
+    Licence.objects.create(channel=w.local, region=w.fan.region, valid_until=edge)
+    assert doc(get(PROFILE, w))["region"] == w.fan.region.code
+    at = int(edge.timestamp()) + 1
+    assert not redis_client.sismember(keys.edge_key("region", at), w.fan.region_id)

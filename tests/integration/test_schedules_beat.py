@@ -133,3 +133,22 @@ def test_an_edge_queued_again_after_its_task_started_is_sent_again(catalogue, br
     tasks.rebuild.apply(args=(events.REGION, [region], at.timestamp()), kwargs={"not_before": at.timestamp()})
     assert edges.queue(events.REGION, at, [region]) == 1
     assert len(queued_rebuilds()) == 2
+
+
+def test_an_edge_the_broker_refused_is_sent_by_the_next_ask(catalogue, broker_queue, monkeypatch):
+    """Never stale: an edge whose task the broker refused is not left marked as queued, so
+    the next scan or rebuild that finds it sends it."""
+    from kombu.exceptions import OperationalError
+
+    region = catalogue["eu"].pk
+    at = services.selectors.db_now().replace(microsecond=0) + timedelta(seconds=5)
+
+    def refused(*args, **kwargs):
+        raise OperationalError("broker down")
+
+    with monkeypatch.context() as m:
+        m.setattr(app, "send_task", refused)
+        with pytest.raises(OperationalError):
+            edges.queue(events.REGION, at, [region])
+    assert edges.queue(events.REGION, at, [region]) == 1
+    assert queued_rebuilds() == [(events.REGION, [region], at.isoformat(), at.timestamp())]
