@@ -5,6 +5,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 GEO_BLOCKED = "geo_blocked"
 ISP_RESTRICTED = "isp_restricted"
@@ -57,9 +58,14 @@ class EntitlementClass:
 
     @property
     def id(self) -> str:
-        # Short and fixed-length so it fits a listpack hash field whatever the codes are.
-        raw = "\x1f".join([self.region, self.isp, *sorted(self.plans)]).encode()
-        return hashlib.blake2b(raw, digest_size=8).hexdigest()
+        return _class_id(self.region, self.isp, self.plans)
+
+
+@lru_cache(maxsize=65_536)  # a few thousand classes, asked for twice per profile built
+def _class_id(region: str, isp: str, plans: frozenset[str]) -> str:
+    # Short and fixed-length so it fits a listpack hash field whatever the codes are.
+    raw = "\x1f".join([region, isp, *sorted(plans)]).encode()
+    return hashlib.blake2b(raw, digest_size=8).hexdigest()
 
 
 def active_plans(subscriptions: Iterable[SubscriptionTerm], now: datetime) -> frozenset[str]:

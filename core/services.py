@@ -163,6 +163,8 @@ def _warn_if_not_compact(entries: dict[int, Entry]) -> None:
     if _warned_compact:
         return
     for pid, entry in entries.items():
+        if max(map(len, entry.fields.values())) <= LISTPACK_VALUE_LIMIT:
+            continue  # the common case, decided in C: field names are short constants
         if big := oversized_fields(entry.fields):
             _warned_compact = True
             log.warning("profile %s: fields %s exceed %d bytes; its Redis hash will not be a listpack",
