@@ -144,6 +144,9 @@ PREWARM_VERIFY_GRACE_SECONDS = env_float("PREWARM_VERIFY_GRACE_SECONDS", 5.0)
 # this long was lost with its message (a broker restart).
 PREWARM_WARMUP_LEASE_SECONDS = env_float("PREWARM_WARMUP_LEASE_SECONDS", 60.0)
 PREWARM_WARMUP_SENT_STALE_SECONDS = env_float("PREWARM_WARMUP_SENT_STALE_SECONDS", 120.0)
+# A worker that consumes only the warm-up queue lowers its CPU priority by this much (its
+# pool children inherit it), so a warm-up on shared cores yields to invalidations.
+PREWARM_WARMUP_NICE = env_int("PREWARM_WARMUP_NICE", 10)
 # Beat's prewarm.verify_slice covers the whole profile id range once in this many hours.
 PREWARM_VERIFY_CYCLE_HOURS = env_float("PREWARM_VERIFY_CYCLE_HOURS", 24.0)
 

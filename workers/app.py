@@ -2,7 +2,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_postrun
+from celery.signals import task_postrun, worker_init
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -39,4 +39,18 @@ def _drop_broken_db_connections(sender=None, **kwargs):
     for conn in connections.all(initialized_only=True):
         if conn.errors_occurred:
             conn.close_if_unusable_or_obsolete()
+
+
+@worker_init.connect
+def _yield_cpu_to_invalidations(sender=None, **kwargs):
+    """A warm-up-only worker runs at a lower CPU priority (PREWARM_WARMUP_NICE), set in the
+    main process before its pool starts, so every child has it: on shared cores a bulk
+    warm-up then takes what invalidations leave."""
+    from django.conf import settings
+
+    consumed = {q.name for q in sender.app.amqp.queues.consume_from.values()}
+    if consumed == {WARMUP_QUEUE} and settings.PREWARM_WARMUP_NICE > 0:
+        os.nice(settings.PREWARM_WARMUP_NICE)
+
+
 app.autodiscover_tasks(["workers", "ops", "schedules"])

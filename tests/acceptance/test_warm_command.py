@@ -125,3 +125,23 @@ def test_an_event_warm_up_starts_on_time_through_beat(catalogue, redis_client, p
     assert job.created_at >= at - timedelta(seconds=1)  # not before its time
     wait_for(lambda: event.jobs.get().state == JobState.DONE, timeout=60, message="the job done")
     assert cached(redis_client, ids) == len(ids)
+
+
+def _family(pid: int) -> list[int]:
+    """The process and its children (a prefork worker's pool)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [pid, *map(int, f.read().split())]
+
+
+def test_the_warmup_worker_yields_the_cpu_to_invalidations(start_proc):
+    """The Procfile's `warmup` worker and its pool run PREWARM_WARMUP_NICE (10) lower than
+    us; a worker that also consumes invalidations keeps our priority."""
+    import os
+
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    warmup = start_proc("worker-warmup", celery_argv("warmup", 2))
+    both = start_proc("worker-both", celery_argv("invalidate,warmup", 1))
+    warmup_family = _family(warmup.pid)
+    assert len(warmup_family) == 3  # the main process and its two children
+    assert {os.getpriority(os.PRIO_PROCESS, p) for p in warmup_family} == {min(ours + 10, 19)}
+    assert {os.getpriority(os.PRIO_PROCESS, p) for p in _family(both.pid)} == {ours}
