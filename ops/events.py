@@ -38,10 +38,10 @@ def _moment(value) -> datetime:
         moment = None
     if moment is None or moment.tzinfo is None:
         raise BadEvent("starts_at must be an ISO 8601 date-time with its UTC offset, e.g. 2026-12-12T20:00:00Z")
-    moment = moment.astimezone(UTC)  # Postgres keeps offsets up to 15:59 only; the moment is what counts
-    if moment > timezone.now() + MAX_AHEAD:
-        raise BadEvent(f"starts_at must be within {MAX_AHEAD.days} days from now")
-    return moment
+    try:
+        return moment.astimezone(UTC)  # Postgres keeps offsets up to 15:59 only; the moment is what counts
+    except OverflowError:  # year 1 east of UTC, year 9999 west of it
+        raise BadEvent(f"starts_at must be within {MAX_AHEAD.days} days from now") from None
 
 
 def apply(event: WarmupEvent, doc: dict, *, partial: bool = False) -> WarmupEvent:
@@ -75,7 +75,13 @@ def apply(event: WarmupEvent, doc: dict, *, partial: bool = False) -> WarmupEven
 
 
 def check(event: WarmupEvent) -> None:
-    if event.warmup_at <= timezone.now():
+    """What the API and the admin both refuse: a moment too far ahead, a warm-up time passed."""
+    now = timezone.now()
+    if event.starts_at > now + MAX_AHEAD:
+        raise BadEvent(f"starts_at must be within {MAX_AHEAD.days} days from now")
+    if event.starts_at <= now:
+        raise BadEvent(f"starts_at ({event.starts_at.isoformat()}) has passed")
+    if event.warmup_at <= now:
         raise BadEvent(f"the warm-up time (starts_at minus lead_seconds: {event.warmup_at.isoformat()}) has passed")
 
 

@@ -70,6 +70,10 @@ def test_an_event_keeps_one_clocked_schedule_at_its_warm_up_time(ops, purge_queu
         ({"name": "x", "starts_at": "2030-01-01T00:00:00", "scope": {"all": True}}, "UTC offset"),
         ({"name": "x", "starts_at": "2026-13-01T00:00:00Z", "scope": {"all": True}}, "ISO 8601"),
         ({"name": "x", "starts_at": "8383-11-08T04:41:14-17:13", "scope": {"all": True}}, "within 366 days"),
+        # Moments Python cannot move to UTC, or whose warm-up time would fall before year 1.
+        ({"name": "x", "starts_at": "0001-01-01T00:00:00+01:00", "scope": {"all": True}}, "within 366 days"),
+        ({"name": "x", "starts_at": "9999-12-31T23:00:00-05:00", "scope": {"all": True}}, "within 366 days"),
+        ({"name": "x", "starts_at": "0001-01-01T00:10:00Z", "scope": {"all": True}}, "has passed"),
         ({"name": "", "starts_at": SOON, "scope": {"all": True}}, "name must be"),
         ({"name": "x", "starts_at": SOON, "scope": {}}, "scope: give all"),
         ({"name": "x", "starts_at": SOON, "scope": {"all": True}, "lead_seconds": -1},
