@@ -70,6 +70,12 @@ def edge_key(kind: str, at: int) -> str:
     return f"{prefix()}:edge:{kind}:{at}"
 
 
+def edges_pending_key() -> str:
+    """Sorted set: `<kind>:<at>` of every edge set, scored by when its task is due (or was
+    last sent again): how beat's sweeper finds an edge task that was lost."""
+    return f"{prefix()}:edges:pending"
+
+
 def edges_scanned_key() -> str:
     """String: epoch seconds up to which beat's schedule_due has queued every edge."""
     return f"{prefix()}:edges:scanned"

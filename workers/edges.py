@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from core import keys
 from core.redis_conn import client
 
-from . import events
+from . import coalesce, events
 from .app import INVALIDATE_QUEUE, app
 
 REFRESH_SECONDS = 300  # beat's scan interval (the seed's re-check interval)
@@ -37,6 +37,7 @@ def queue(kind: str, moment: datetime, ids: Iterable[int]) -> int:
     for i in ids:
         pipe.sadd(key, i)
     pipe.expireat(key, moment + HORIZON)
+    pipe.zadd(keys.edges_pending_key(), {f"{kind}:{int(moment.timestamp())}": moment.timestamp()}, nx=True)
     fresh = [i for i, added in zip(ids, pipe.execute()) if added]
     at = moment.timestamp()
     sent = 0
@@ -79,4 +80,47 @@ def queue_soon(kind: str, edges: dict[int, set[int]], now: datetime) -> int:
         moment = datetime.fromtimestamp(at, UTC)
         if moment <= until:
             sent += queue(kind, moment, ids)
+    return sent
+
+
+# An edge task not started this long after it was due (or last sent again) was lost: kombu's
+# BRPOP took it as a broker connection died, or the broker lost it. As for queued markers.
+LOST_AFTER_SECONDS = coalesce.QUEUED_STALE_MS / 1000
+
+
+def due(now_s: float) -> list[tuple[str, int, list[int], float]]:
+    """(kind, at, ids, score) of the edges due by `now_s` that no task has started on yet;
+    forgets edges whose set is gone (every id started, or past HORIZON)."""
+    index = keys.edges_pending_key()
+    r = client()
+    members = r.zrangebyscore(index, "-inf", now_s, withscores=True)
+    if not members:
+        return []
+    pipe = r.pipeline(transaction=False)
+    parsed = []
+    for member, score in members:
+        kind, at = member.decode().rsplit(":", 1)
+        parsed.append((member, kind, int(at), score))
+        pipe.smembers(keys.edge_key(kind, int(at)))
+    out, done = [], []
+    for (member, kind, at, score), ids in zip(parsed, pipe.execute()):
+        if ids:
+            out.append((kind, at, sorted(int(i) for i in ids), score))
+        else:
+            done.append(member)
+    if done:
+        r.zrem(index, *done)
+    return out
+
+
+def sweep_lost(now_s: float) -> int:
+    """Send again the edges whose task should have started LOST_AFTER_SECONDS ago (beat's
+    sweeper); each is then given as long again before the next try. Returns tasks sent."""
+    sent = 0
+    for kind, at, ids, _score in due(now_s - LOST_AFTER_SECONDS):
+        for chunk in events.chunks(ids):
+            app.send_task(events.REBUILD_TASK, (kind, chunk, float(at)), {"not_before": float(at)},
+                          queue=INVALIDATE_QUEUE)
+            sent += 1
+        client().zadd(keys.edges_pending_key(), {f"{kind}:{at}": now_s}, xx=True)
     return sent

@@ -80,13 +80,17 @@ def _rebuild(kind, ids, committed_at, not_before, ticket, stamps: dict, finish) 
 @shared_task(name="prewarm.sweep_dirty", queue=INVALIDATE_QUEUE, **RETRY)
 def sweep_dirty() -> int:
     """Re-queue ids whose marker outlived its state: a producer died mid-send, a task was
-    lost, a run died (worker killed, hard time limit) or failed."""
+    lost, a run died (worker killed, hard time limit) or failed; and time-edge tasks that
+    never started (they have no markers: workers.edges keeps their ids until they start)."""
     sent = 0
     for kind in events.KINDS:
         stuck = coalesce.stale(kind)
         if stuck:
             log.warning("re-queueing %d stale %s markers", len(stuck), kind)
             sent += events.publish(kind, stuck, None)
-    return sent
+    lost = edges.sweep_lost(time.time())
+    if lost:
+        log.warning("re-sending %d time-edge tasks that never started", lost)
+    return sent + lost
 
 

@@ -152,3 +152,21 @@ def test_an_edge_the_broker_refused_is_sent_by_the_next_ask(catalogue, broker_qu
             edges.queue(events.REGION, at, [region])
     assert edges.queue(events.REGION, at, [region]) == 1
     assert queued_rebuilds() == [(events.REGION, [region], at.isoformat(), at.timestamp())]
+
+
+def test_an_edge_task_lost_after_it_was_sent_is_sent_again_by_the_sweeper(catalogue, broker_queue, redis_client):
+    """Never stale: an edge task lost in the broker (kombu's BRPOP took it as its connection
+    died) has no marker; the sweeper finds its ids still waiting past its moment and sends
+    it again, once per LOST_AFTER_SECONDS, until a task starts on them."""
+    region = catalogue["eu"].pk
+    at = services.selectors.db_now().replace(microsecond=0) - timedelta(seconds=edges.LOST_AFTER_SECONDS + 5)
+    late = at + timedelta(seconds=edges.LOST_AFTER_SECONDS + 3)  # due, not yet lost
+    assert edges.queue(events.REGION, at, [region]) == 1
+    assert edges.queue(events.REGION, late, [region]) == 1
+    purge(INVALIDATE_QUEUE)  # the broker lost both
+    tasks.sweep_dirty.apply()
+    assert queued_rebuilds() == [(events.REGION, [region], None, at.timestamp())]
+    tasks.sweep_dirty.apply()
+    assert len(queued_rebuilds()) == 1  # given as long again before the next try
+    tasks.rebuild.apply(args=(events.REGION, [region], at.timestamp()), kwargs={"not_before": at.timestamp()})
+    assert edges.due(at.timestamp() + 1) == []  # started: forgotten
