@@ -5,6 +5,8 @@ from celery import Celery
 from celery.signals import task_postrun, worker_init
 from kombu import Exchange, Queue
 
+from . import watchdog
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 INVALIDATE_QUEUE = "invalidate"
@@ -42,12 +44,14 @@ def _drop_broken_db_connections(sender=None, **kwargs):
 
 
 @worker_init.connect
-def _yield_cpu_to_invalidations(sender=None, **kwargs):
-    """A warm-up-only worker runs at a lower CPU priority (PREWARM_WARMUP_NICE), set in the
-    main process before its pool starts, so every child has it: on shared cores a bulk
-    warm-up then takes what invalidations leave."""
+def _at_worker_start(sender=None, **kwargs):
+    """Exit rather than hang after an unrecoverable error (workers.watchdog). A warm-up-only
+    worker runs at a lower CPU priority (PREWARM_WARMUP_NICE), set in the main process
+    before its pool starts, so every child has it: on shared cores a bulk warm-up then
+    takes what invalidations leave."""
     from django.conf import settings
 
+    watchdog.install()
     consumed = {q.name for q in sender.app.amqp.queues.consume_from.values()}
     if consumed == {WARMUP_QUEUE} and settings.PREWARM_WARMUP_NICE > 0:
         os.nice(settings.PREWARM_WARMUP_NICE)
