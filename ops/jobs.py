@@ -7,7 +7,12 @@ so a job never floods the `warmup` queue and a cancel stops it within a chunk. A
 runs again when its message was lost (sent PREWARM_WARMUP_SENT_STALE_SECONDS ago and not
 started: a broker restart) or its worker died (its lease, PREWARM_WARMUP_LEASE_SECONDS,
 passed): entries are versioned writes, so a second run is harmless, and only the first
-end of a chunk counts in the job's progress.
+end of a chunk counts in the job's progress. A run that meets a transient error (Redis or
+Postgres away) gives its chunk back uncounted, so an outage never uses up its attempts.
+
+Locks: the job's row first, then its chunks' rows, everywhere (deadlocks otherwise: a
+cancel against a chunk's start). Taking the job's row also serializes a job's chunk ends
+and beat's resume, so a chunk brought back by resume cannot be one that just ended.
 """
 from __future__ import annotations
 
@@ -142,8 +147,18 @@ def pump(job_id: int) -> int:
 
 
 def _send(chunk_ids: list[int]) -> None:
-    for pk in chunk_ids:
-        app.send_task(CHUNK_TASK, (pk,), queue=WARMUP_QUEUE)
+    """Best effort: a chunk whose message the broker refused stays sent, and beat's resume
+    sends it again after PREWARM_WARMUP_SENT_STALE_SECONDS (an API call still succeeds)."""
+    for n, pk in enumerate(chunk_ids):
+        try:
+            app.send_task(CHUNK_TASK, (pk,), queue=WARMUP_QUEUE)
+        except Exception as exc:
+            log.warning("could not send %d warm-up chunks (resume sends them later): %s", len(chunk_ids) - n, exc)
+            return
+
+
+def _lock_job(job_id: int) -> WarmupJob | None:
+    return WarmupJob.objects.select_for_update().filter(pk=job_id).first()
 
 
 @dataclass(frozen=True)
@@ -153,22 +168,42 @@ class Started:
 
 
 def start_chunk(chunk_id: int) -> Started | None:
-    """Take the chunk's lease, or None when there is nothing to do (done, or its job ended)."""
+    """Take the chunk's lease, or None when there is nothing to do: done, its job ended, or
+    a live run holds it (a second message for it: resume re-sent a slow one)."""
+    job_id = WarmupChunk.objects.filter(pk=chunk_id).values_list("job_id", flat=True).first()
+    if job_id is None:
+        return None
     with transaction.atomic():
-        chunk = WarmupChunk.objects.select_for_update().select_related("job").filter(pk=chunk_id).first()
-        if chunk is None or chunk.state in (ChunkState.DONE, ChunkState.FAILED, ChunkState.SKIPPED):
+        job = _lock_job(job_id)
+        chunk = WarmupChunk.objects.select_for_update().get(pk=chunk_id)
+        now = timezone.now()
+        if job is None or chunk.state in (ChunkState.DONE, ChunkState.FAILED, ChunkState.SKIPPED):
             return None
-        if chunk.job.state not in ACTIVE:
+        if chunk.state == ChunkState.RUNNING and chunk.lease_until is not None and chunk.lease_until > now:
+            return None
+        if job.state not in ACTIVE:
             chunk.state = ChunkState.SKIPPED
             chunk.save(update_fields=["state"])
             return None
-        chunk.state, chunk.attempts = ChunkState.RUNNING, chunk.attempts + 1
-        chunk.lease_until = timezone.now() + _lease()
+        chunk.state, chunk.attempts, chunk.lease_until = ChunkState.RUNNING, chunk.attempts + 1, now + _lease()
         chunk.save(update_fields=["state", "attempts", "lease_until"])
-        WarmupJob.objects.filter(pk=chunk.job_id, state=JobState.QUEUED).update(
-            state=JobState.RUNNING, started_at=timezone.now()
-        )
-        return Started(chunk, chunk.job.resolved)
+        if job.state == JobState.QUEUED:
+            WarmupJob.objects.filter(pk=job_id).update(state=JobState.RUNNING, started_at=now)
+        return Started(chunk, job.resolved)
+
+
+def release(chunk: WarmupChunk) -> None:
+    """A run that met a transient error gives the chunk back, sent and its attempt uncounted:
+    Celery's retry takes it, or beat's resume sends it again if the retry never comes. With
+    Postgres itself away this fails too; the lease then runs out and resume takes over."""
+    try:
+        with transaction.atomic():
+            _lock_job(chunk.job_id)
+            WarmupChunk.objects.filter(pk=chunk.pk, state=ChunkState.RUNNING, attempts=chunk.attempts).update(
+                state=ChunkState.SENT, sent_at=timezone.now(), lease_until=None, attempts=F("attempts") - 1
+            )
+    except Exception as exc:
+        log.warning("could not give back warm-up chunk %s: %s", chunk.pk, exc)
 
 
 def execute(chunk_id: int, *, send_next: bool = True) -> str:
@@ -182,6 +217,7 @@ def execute(chunk_id: int, *, send_next: bool = True) -> str:
     try:
         counts = work.run(chunk.kind, chunk.lo, chunk.hi, started.resolved)
     except TRANSIENT:
+        release(chunk)
         raise
     except Exception as exc:
         log.exception("warm-up chunk %s failed", chunk)
@@ -192,12 +228,15 @@ def execute(chunk_id: int, *, send_next: bool = True) -> str:
 
 
 def claim_pending(job_id: int) -> int | None:
-    """A chunk of the job that nobody holds (pending, lost, or a dead run's), marked sent:
-    for a caller that runs chunks itself (`warm --inline`)."""
+    """A chunk of the job that no run holds (pending, sent, or a dead run's), marked sent:
+    for a caller that runs chunks itself (`warm --inline`). A sent chunk counts as free: a
+    worker that has its message too finds it running and skips it (start_chunk)."""
+    now = timezone.now()
+    free = Q(state__in=[ChunkState.PENDING, ChunkState.SENT]) | Q(state=ChunkState.RUNNING, lease_until__lt=now)
     with transaction.atomic():
         chunk = (
-            WarmupChunk.objects.select_for_update(skip_locked=True)
-            .filter(_unheld(timezone.now()) | Q(state=ChunkState.PENDING), job_id=job_id, job__state__in=ACTIVE)
+            WarmupChunk.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(free, job_id=job_id, job__state__in=ACTIVE)
             .order_by("id")
             .first()
         )
@@ -210,6 +249,7 @@ def claim_pending(job_id: int) -> int | None:
 def finish_chunk(chunk: WarmupChunk, done: int, written: int, refused: int, *, send_next: bool = True) -> None:
     """Record the chunk's end once (a duplicate run's end changes nothing), then send the next."""
     with transaction.atomic():
+        _lock_job(chunk.job_id)
         ended = WarmupChunk.objects.filter(pk=chunk.pk, state__in=[ChunkState.SENT, ChunkState.RUNNING]).update(
             state=ChunkState.DONE, done=done, written=written, refused=refused, lease_until=None
         )
@@ -225,10 +265,12 @@ def finish_chunk(chunk: WarmupChunk, done: int, written: int, refused: int, *, s
 
 
 def fail_chunk(chunk: WarmupChunk, error: str, *, send_next: bool = True) -> None:
-    """A chunk that cannot run (an error that is not transient, or MAX_ATTEMPTS runs)."""
+    """A chunk that cannot run (an error that is not transient, or MAX_ATTEMPTS runs); not
+    when another run has taken it since (its attempts moved)."""
     with transaction.atomic():
+        _lock_job(chunk.job_id)
         ended = WarmupChunk.objects.filter(
-            pk=chunk.pk, state__in=[ChunkState.PENDING, ChunkState.SENT, ChunkState.RUNNING]
+            pk=chunk.pk, state__in=[ChunkState.PENDING, ChunkState.SENT, ChunkState.RUNNING], attempts=chunk.attempts
         ).update(state=ChunkState.FAILED, error=error[:2000], lease_until=None)
         if ended:
             WarmupJob.objects.filter(pk=chunk.job_id).update(
@@ -272,17 +314,29 @@ def _unheld(now) -> Q:
 def resume() -> int:
     """Send again the chunks no live worker holds (lost messages, dead runs), fail those that
     ran MAX_ATTEMPTS times, and pump every active job; returns chunks sent again (beat)."""
-    now = timezone.now()
-    lost = WarmupChunk.objects.filter(_unheld(now), job__state__in=ACTIVE)
-    for chunk in lost.filter(attempts__gte=MAX_ATTEMPTS):
-        fail_chunk(chunk, f"gave up after {chunk.attempts} runs (a worker died or the chunk hung each time)")
-    again = list(lost.filter(attempts__lt=MAX_ATTEMPTS).values_list("pk", flat=True))
-    if again:
-        WarmupChunk.objects.filter(pk__in=again).update(state=ChunkState.SENT, sent_at=now)
-        log.warning("re-sending %d warm-up chunks no worker holds", len(again))
-        _send(again)
+    sent = 0
     for job_id in WarmupJob.objects.filter(state__in=ACTIVE).values_list("pk", flat=True):
+        sent += _resume_job(job_id)
         pump(job_id)
+    return sent
+
+
+def _resume_job(job_id: int) -> int:
+    with transaction.atomic():
+        if _lock_job(job_id) is None:
+            return 0
+        # Under the job's lock, and each row locked as read: a chunk that ended meanwhile
+        # is no longer unheld when its row is read again, and is left alone.
+        lost = list(WarmupChunk.objects.select_for_update().filter(_unheld(timezone.now()), job_id=job_id))
+        for chunk in lost:
+            if chunk.attempts >= MAX_ATTEMPTS:
+                fail_chunk(chunk, f"gave up after {chunk.attempts} runs (a worker died or the chunk hung each time)",
+                           send_next=False)
+        again = [c.pk for c in lost if c.attempts < MAX_ATTEMPTS]
+        if again:
+            WarmupChunk.objects.filter(pk__in=again).update(state=ChunkState.SENT, sent_at=timezone.now())
+            log.warning("re-sending %d warm-up chunks of job %s that no worker holds", len(again), job_id)
+            transaction.on_commit(lambda: _send(again))
     return len(again)
 
 

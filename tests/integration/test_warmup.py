@@ -209,3 +209,91 @@ def test_the_freshness_page_shows_lag_hits_drift_backlog_and_jobs(profiles, admi
     assert "queue invalidate" in html and "<progress" in html
     assert "Cache freshness" in admin_client.get("/admin/").content.decode()  # linked from the index
     assert client.get("/admin/freshness/").status_code == 302  # staff only: to the login page
+
+
+def test_resume_leaves_alone_a_chunk_that_ends_while_it_looks(profiles, purge_queues, settings):
+    """A chunk that looked lost to beat's resume but ended meanwhile is not sent again (its
+    progress would count twice): resume re-reads each row under its lock."""
+    import threading
+
+    import psycopg
+    from django.db import connection, connections
+
+    job, _ = jobs.submit(Scope(all=True))
+    chunk_id = sent_chunks()[0]
+    purge(WARMUP_QUEUE)
+    long_ago = timezone.now() - timedelta(seconds=settings.PREWARM_WARMUP_SENT_STALE_SECONDS + 1)
+    WarmupChunk.objects.filter(pk=chunk_id).update(sent_at=long_ago)
+    # A finisher on another connection: the chunk's row updated, not yet committed.
+    other = psycopg.connect(**{k: v for k, v in connection.get_connection_params().items() if k != "cursor_factory"})
+    other.execute("UPDATE ops_warmupchunk SET state = 'done' WHERE id = %s", [chunk_id])
+    def beat_resume():
+        try:
+            jobs.resume()
+        finally:
+            connections.close_all()  # this thread's own
+
+    resumed = threading.Thread(target=beat_resume)
+    resumed.start()
+    time.sleep(0.5)  # resume now waits on the row
+    other.commit()
+    other.close()
+    resumed.join(30)
+    assert WarmupChunk.objects.get(pk=chunk_id).state == ChunkState.DONE
+    assert chunk_id not in sent_chunks()
+
+
+def test_a_transient_error_gives_the_chunk_back_uncounted(profiles, purge_queues, monkeypatch):
+    """Redis away for a moment: the run gives its chunk back for Celery's retry, and the
+    outage does not use up the chunk's attempts."""
+    import redis
+
+    from ops import work
+
+    job, _ = jobs.submit(Scope(regions=("US-EAST",)))
+    chunk_id = sent_chunks()[0]
+    with monkeypatch.context() as m:
+        m.setattr(work, "run", lambda *a: (_ for _ in ()).throw(redis.ConnectionError("Redis away")))
+        for _ in range(jobs.MAX_ATTEMPTS + 1):
+            with pytest.raises(redis.ConnectionError):
+                jobs.execute(chunk_id, send_next=False)
+    chunk = WarmupChunk.objects.get(pk=chunk_id)
+    assert (chunk.state, chunk.attempts, chunk.lease_until) == (ChunkState.SENT, 0, None)
+    assert jobs.execute(chunk_id, send_next=False) == "done"
+
+
+def test_a_second_message_for_a_chunk_a_live_run_holds_is_skipped(profiles, purge_queues):
+    job, _ = jobs.submit(Scope(regions=("US-EAST",)))
+    chunk_id = sent_chunks()[0]
+    assert jobs.start_chunk(chunk_id) is not None
+    assert jobs.start_chunk(chunk_id) is None  # resume re-sent a slow chunk: one run at a time
+    assert WarmupChunk.objects.get(pk=chunk_id).attempts == 1
+
+
+def test_inline_runs_take_chunks_sent_to_workers_that_never_came(profiles, purge_queues):
+    """`warm --inline` with no warm-up worker: the chunks beat's resume handed to workers are
+    run here at once, not after PREWARM_WARMUP_SENT_STALE_SECONDS."""
+    job, _ = jobs.submit(Scope(all=True))  # sent: nobody consumes the queue
+    doc = run_all_inline(job)
+    assert doc["state"] == "done" and doc["done"] == doc["total"]
+
+
+def run_all_inline(job):
+    while (chunk_id := jobs.claim_pending(job.pk)) is not None:
+        jobs.execute(chunk_id, send_next=False)
+    job.refresh_from_db()
+    return jobs.progress(job)
+
+
+def test_a_job_submitted_while_the_broker_refuses_is_kept_for_resume(profiles, purge_queues, monkeypatch):
+    """The job and its chunks are in Postgres: the broker down costs a delay (beat's resume
+    sends the chunks again), not an error to the API or the command."""
+    from kombu.exceptions import OperationalError
+
+    def refused(*args, **kwargs):
+        raise OperationalError("broker down")
+
+    with monkeypatch.context() as m:
+        m.setattr(app, "send_task", refused)
+        job, created = jobs.submit(Scope(regions=("US-EAST",)))
+    assert created and set(job.chunks.values_list("state", flat=True)) == {ChunkState.SENT}
