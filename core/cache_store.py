@@ -6,7 +6,7 @@ from collections.abc import Iterable
 import redis
 
 from .builders import Entry
-from .redis_conn import round_trip
+from .redis_conn import Sent, round_trip
 
 # Tombstones outlive any rebuild that could have read the row before it was deleted
 # (tasks are killed after CELERY_TASK_TIME_LIMIT), so a late write cannot resurrect it.
@@ -77,12 +77,15 @@ class Store:
     def _execute(self, commands: list[tuple]) -> list:
         if not commands:
             return []
-        for attempt in range(2):
-            results = round_trip(commands, self.client)
-            if attempt or not any(_is_noscript(r) for r in results):
-                break
+        return self._checked(commands, round_trip(commands, self.client))
+
+    def _checked(self, commands: list[tuple], results: list) -> list:
+        """The replies, after sending the batch again once if Redis had forgotten the
+        scripts; an error reply raises."""
+        if any(_is_noscript(r) for r in results):
             for script in self._scripts:
                 self.client.script_load(script.script)
+            results = round_trip(commands, self.client)
         for r in results:
             if isinstance(r, Exception):
                 raise r
@@ -97,6 +100,13 @@ class Store:
         """Write the entries, then send the commands `then` in the same round trip; returns
         whether each entry was written, and the replies to `then`. After a NOSCRIPT the whole
         batch goes again, so `then` must be safe to repeat."""
+        return self.send_many_then(items, built_at_ms, then).result()
+
+    def send_many_then(
+        self, items: Iterable[tuple[str, Entry]], built_at_ms: int, then: Iterable[tuple] = ()
+    ) -> Pending:
+        """As write_many_then, but returns once the commands are sent: the caller can work
+        (read and build the next batch) while Redis runs them, then ask for the result."""
         items = list(items)
         commands = []
         for i in range(0, len(items), CAS_BATCH):
@@ -107,15 +117,44 @@ class Store:
                 for name, value in entry.fields.items():
                     argv += [name, value]
             commands.append(("EVALSHA", self._cas, len(batch), *(key for key, _ in batch), *argv))
-        scripts = len(commands)
-        commands += then
-        results = self._execute(commands)
-        return [bool(ok) for reply in results[:scripts] for ok in reply], results[scripts:]
+        commands_then = [*commands, *then]
+        return Pending(self, commands_then, len(commands))
 
     def tombstone_many(self, items: Iterable[tuple[str, int]], built_at_ms: int) -> list[bool]:
         """Mark entries deleted, each with its row's last version (`(key, version)` pairs)."""
         commands = [("EVALSHA", self._tomb, 1, key, version, built_at_ms, TOMBSTONE_TTL) for key, version in items]
         return [bool(r) for r in self._execute(commands)]
+
+
+class Pending:
+    """A batch of writes sent, its replies not read yet (Store.send_many_then)."""
+
+    def __init__(self, store: Store, commands: list[tuple], scripts: int):
+        self.store, self.commands, self.scripts = store, commands, scripts
+        try:
+            self.sent = Sent(commands, store.client) if commands else None
+        except (redis.ConnectionError, redis.TimeoutError):
+            self.sent = None  # a pooled connection that died idle: result() sends on a new one
+
+    def close(self) -> None:
+        """Give the connection back unread (it is dropped: its replies are still coming)."""
+        if self.sent is not None:
+            self.sent.close()
+
+    def result(self) -> tuple[list[bool], list]:
+        """Whether each entry was written, and the replies to the commands sent after them."""
+        if not self.commands:
+            return [], []
+        results = None
+        if self.sent is not None:
+            try:
+                results = self.sent.replies()
+            except (redis.ConnectionError, redis.TimeoutError):
+                results = None  # tried again as round_trip would: every write is a compare-and-set
+        if results is None:
+            results = round_trip(self.commands, self.store.client)
+        results = self.store._checked(self.commands, results)
+        return [bool(ok) for reply in results[: self.scripts] for ok in reply], results[self.scripts :]
 
 
 def _is_noscript(reply) -> bool:

@@ -6,7 +6,7 @@ import functools
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -24,7 +24,7 @@ from .builders import (
     oversized_fields,
     profile_class,
 )
-from .cache_store import Store
+from .cache_store import Pending, Store
 from .entitlement import EntitlementClass
 from .redis_conn import client
 
@@ -129,26 +129,66 @@ def rebuild_profiles(
 ) -> Outcome:
     """One query round trip (the clock with the rows, unless `now` is given) and one Redis
     round trip (entries and class checks) when every id has its row and class entry."""
+    return _finish_profiles(_start_profiles(ids, now, not_before))
+
+
+def rebuild_profile_batches(batches: Iterable[Iterable[int]]) -> Iterator[Outcome]:
+    """The outcome of each batch as rebuild_profiles gives it, each batch read from Postgres
+    and built while Redis still runs the previous one's writes (a bulk warm-up: the two
+    waits overlap instead of adding up)."""
+    waiting = None
+    try:
+        for ids in batches:
+            started = _start_profiles(ids, None, None)
+            previous, waiting = waiting, started
+            if previous is not None:
+                yield _finish_profiles(previous)
+        if waiting is not None:
+            last, waiting = waiting, None
+            yield _finish_profiles(last)
+    finally:
+        if waiting is not None:  # an error, or the caller stopped: nothing reads its replies
+            waiting.pending.close()
+
+
+@dataclass
+class _ProfilesSent:
+    """A profile batch read, built and sent to Redis, its replies not read yet."""
+
+    ids: set[int]
+    now: datetime
+    read_at: float
+    entries: dict[int, Entry]
+    ordered: list[EntitlementClass]
+    region_versions: dict[str, int]
+    pending: Pending
+
+
+def _start_profiles(ids: Iterable[int], now: datetime | None, not_before: datetime | None) -> _ProfilesSent:
     ids = set(ids)
     if now is None:
         now, facts = selectors.profile_facts_now(ids)
     else:
         facts = selectors.profile_facts(ids)
     now = _clock(now, not_before)
-    built = epoch_ms(now)
     read_at = time.time()
     entries, classes, region_versions = _build_profiles(facts, now)
     _warn_if_not_compact(entries)
     ordered = sorted(set(classes.values()), key=lambda c: c.id)
-    written, held = store().write_many_then(
-        ((keys.profile_key(p), e) for p, e in entries.items()), built, _check_classes(ordered)
+    pending = store().send_many_then(
+        ((keys.profile_key(p), e) for p, e in entries.items()), epoch_ms(now), _check_classes(ordered)
     )
-    outcome = _tally(Outcome(read_at=read_at, now=now), written)
-    outcome.edges = _edges(entries)
-    gone = selectors.deleted_versions("profile", ids - entries.keys())
-    store().tombstone_many(((keys.profile_key(p), v) for p, v in gone.items()), built)
+    return _ProfilesSent(ids, now, read_at, entries, ordered, region_versions, pending)
+
+
+def _finish_profiles(sent: _ProfilesSent) -> Outcome:
+    written, held = sent.pending.result()
+    outcome = _tally(Outcome(read_at=sent.read_at, now=sent.now), written)
+    outcome.edges = _edges(sent.entries)
+    gone = selectors.deleted_versions("profile", sent.ids - sent.entries.keys())
+    store().tombstone_many(((keys.profile_key(p), v) for p, v in gone.items()), epoch_ms(sent.now))
     outcome.deleted = len(gone)
-    outcome.class_edges = _build_missing_classes(ordered, held[1::2], region_versions, now)
+    outcome.class_edges = _build_missing_classes(sent.ordered, held[1::2], sent.region_versions, sent.now)
     _count("profile", outcome)
     return outcome
 

@@ -30,8 +30,8 @@ def run(kind: str, lo: int, hi: int, resolved: dict) -> Counts:
     counts = Counts()
     if kind == ChunkKind.PROFILES:
         ids = selectors.scoped_profile_ids(lo, hi, resolved.get("region_ids"), resolved.get("profile_ids"))
-        for i in range(0, len(ids), BATCH):
-            counts.add(services.rebuild_profiles(ids[i : i + BATCH]), events.PROFILE)
+        for outcome in services.rebuild_profile_batches(ids[i : i + BATCH] for i in range(0, len(ids), BATCH)):
+            counts.add(outcome, events.PROFILE)
         counts.done = len(ids)
     elif kind == ChunkKind.CLASSES:
         region_ids = resolved.get("region_ids")

@@ -318,3 +318,41 @@ def test_metrics_of_a_deferred_block_land_together_at_its_end_even_when_it_raise
     assert metrics.STORE.counter_fields()[metrics.REBUILDS.field(("profile",))] == before + 2
     # one stored sample stands for the three entries it was observed for
     assert metrics.STORE.recent_samples(metrics.PIPELINE_HOPS, ("queue",))[:3] == [pytest.approx(0.003)] * 3
+
+
+def test_batches_overlapped_give_what_one_rebuild_at_a_time_gives(catalogue, redis_client):
+    """A warm-up's batches (each read while Redis writes the last) write the same entries,
+    count the same outcomes and tombstone the same deleted ids as rebuild_profiles."""
+    ps = Profile.objects.bulk_create([Profile(region=catalogue["eu"], isp=catalogue["fibra"]) for _ in range(7)])
+    ids = [p.pk for p in ps]
+    gone = ps[3].pk
+    services.rebuild_profiles(ids)
+    Profile.objects.filter(pk=gone).delete()
+    redis_client.delete(keys.profile_key(ids[0]))
+    outcomes = list(services.rebuild_profile_batches([ids[:3], ids[3:5], ids[5:]]))
+    assert [(o.written, o.deleted) for o in outcomes] == [(3, 0), (1, 1), (2, 0)]
+    assert profile_entry(redis_client, ids[0])["region"] == b"EU-WEST"
+    assert profile_entry(redis_client, gone)["deleted"] == b"1"
+
+
+def test_batches_stopped_by_an_error_leave_no_connection_taken(catalogue, redis_client, monkeypatch):
+    """A batch whose rows cannot be read ends the run; the batch already sent gives its Redis
+    connection back (dropped: its replies were never read)."""
+    from core.redis_conn import client
+
+    ps = Profile.objects.bulk_create([Profile(region=catalogue["eu"], isp=catalogue["fibra"]) for _ in range(4)])
+    pool = client().connection_pool
+    real = selectors.profile_facts_now
+    calls = []
+
+    def second_read_fails(ids):
+        calls.append(ids)
+        if len(calls) == 2:
+            raise RuntimeError("Postgres went away")
+        return real(ids)
+
+    monkeypatch.setattr(selectors, "profile_facts_now", second_read_fails)
+    in_use = len(pool._in_use_connections)
+    with pytest.raises(RuntimeError):
+        list(services.rebuild_profile_batches([[ps[0].pk, ps[1].pk], [ps[2].pk, ps[3].pk]]))
+    assert len(pool._in_use_connections) == in_use
