@@ -74,7 +74,9 @@ def test_a_burst_while_the_worker_runs_costs_far_fewer_rebuilds_than_changes(
     done = rebuilds(worker) - before
     # Each task clears its id's marker before it reads, so changes made while it runs queue
     # one more; a burst of BURST commits costs a handful of rebuilds, never one per change.
-    assert 1 <= done <= BURST // 10, done
+    # How many depends on how the writer's commits interleave with the runs: 1 to 10 on a
+    # quiet machine here, 17 beside a soak and a test suite; one per change without coalescing.
+    assert 1 <= done <= BURST // 4, done
 
 
 def test_the_relay_merges_many_rows_into_one_task(catalogue, redis_client, purge_queues, start_proc):
