@@ -26,16 +26,10 @@ def db_now() -> datetime:
 
 _PROFILE_HEADS = """SELECT p.id, p.version, r.code, i.code, r.timezone, r.version
              FROM core_profile p JOIN core_region r ON r.id = p.region_id JOIN core_isp i ON i.id = p.isp_id
-            WHERE p.id = ANY(%s::bigint[])"""
+            WHERE p.id = ANY(%s)"""
 _PROFILE_SUBS = """SELECT s.profile_id, pl.code, s.starts_at, s.expires_at
              FROM core_subscription s JOIN core_plan pl ON pl.id = s.plan_id
-            WHERE s.profile_id = ANY(%s::bigint[])"""
-
-
-def _id_array(ids: list[int]) -> str:
-    """An array literal: psycopg's dumper of a Python list costs ~0.8 us per element in
-    pure Python (1.6 ms for the 2,000 ids of a warm-up batch), the join ~0.05 us."""
-    return "{" + ",".join(map(str, ids)) + "}"
+            WHERE s.profile_id = ANY(%s)"""
 
 
 def _result_sets(sql: str, params=()) -> list[list[tuple]]:
@@ -68,7 +62,9 @@ def profile_facts(ids: Iterable[int]) -> dict[int, ProfileFacts]:
 def profile_facts_now(ids: Iterable[int]) -> tuple[datetime, dict[int, ProfileFacts]]:
     """Postgres' clock and the facts for the given profile ids, in one round trip (a
     rebuild task's only query when every id still has its row)."""
-    ids = _id_array(sorted(set(ids)))
+    # A Python list, not a '{...}' literal: psycopg's dumper costs ~0.8 us an id, but
+    # Postgres ran this query 1.6-2x slower on the literal (measured at 500 to 20,000 ids).
+    ids = sorted(set(ids))
     now, heads, sub_rows = _result_sets(f"SELECT now(); {_PROFILE_HEADS}; {_PROFILE_SUBS}", [ids, ids])
     return now[0][0], _profile_facts(heads, sub_rows)
 
