@@ -32,12 +32,13 @@ def queue(kind: str, moment: datetime, ids: Iterable[int]) -> int:
     ids = sorted(set(ids))
     if not ids:
         return 0
-    key = keys.edge_key(kind, int(moment.timestamp()))
+    second = int(moment.timestamp())
+    key = keys.edge_key(kind, second)
     pipe = client().pipeline(transaction=False)
     for i in ids:
         pipe.sadd(key, i)
     pipe.expireat(key, moment + HORIZON)
-    pipe.zadd(keys.edges_pending_key(), {f"{kind}:{int(moment.timestamp())}": moment.timestamp()}, nx=True)
+    pipe.zadd(keys.edges_pending_key(), {_member(kind, second): moment.timestamp()}, nx=True)
     fresh = [i for i, added in zip(ids, pipe.execute()) if added]
     at = moment.timestamp()
     sent = 0
@@ -88,24 +89,28 @@ def queue_soon(kind: str, edges: dict[int, set[int]], now: datetime) -> int:
 LOST_AFTER_SECONDS = coalesce.QUEUED_STALE_MS / 1000
 
 
-def due(now_s: float) -> list[tuple[str, int, list[int], float]]:
-    """(kind, at, ids, score) of the edges due by `now_s` that no task has started on yet;
+def _member(kind: str, at: int) -> str:
+    return f"{kind}:{at}"
+
+
+def due(now_s: float) -> list[tuple[str, int, list[int]]]:
+    """(kind, at, ids) of the edges due by `now_s` that no task has started on yet;
     forgets edges whose set is gone (every id started, or past HORIZON)."""
     index = keys.edges_pending_key()
     r = client()
-    members = r.zrangebyscore(index, "-inf", now_s, withscores=True)
+    members = r.zrangebyscore(index, "-inf", now_s)
     if not members:
         return []
     pipe = r.pipeline(transaction=False)
     parsed = []
-    for member, score in members:
+    for member in members:
         kind, at = member.decode().rsplit(":", 1)
-        parsed.append((member, kind, int(at), score))
+        parsed.append((member, kind, int(at)))
         pipe.smembers(keys.edge_key(kind, int(at)))
     out, done = [], []
-    for (member, kind, at, score), ids in zip(parsed, pipe.execute()):
+    for (member, kind, at), ids in zip(parsed, pipe.execute()):
         if ids:
-            out.append((kind, at, sorted(int(i) for i in ids), score))
+            out.append((kind, at, sorted(int(i) for i in ids)))
         else:
             done.append(member)
     if done:
@@ -117,10 +122,10 @@ def sweep_lost(now_s: float) -> int:
     """Send again the edges whose task should have started LOST_AFTER_SECONDS ago (beat's
     sweeper); each is then given as long again before the next try. Returns tasks sent."""
     sent = 0
-    for kind, at, ids, _score in due(now_s - LOST_AFTER_SECONDS):
+    for kind, at, ids in due(now_s - LOST_AFTER_SECONDS):
         for chunk in events.chunks(ids):
             app.send_task(events.REBUILD_TASK, (kind, chunk, float(at)), {"not_before": float(at)},
                           queue=INVALIDATE_QUEUE)
             sent += 1
-        client().zadd(keys.edges_pending_key(), {f"{kind}:{at}": now_s}, xx=True)
+        client().zadd(keys.edges_pending_key(), {_member(kind, at): now_s}, xx=True)
     return sent
