@@ -12,9 +12,10 @@ def main(argv=None) -> int:
     p.add_argument("--paths", nargs="+", choices=("relay", "signal"), default=["relay", "signal"])
     p.add_argument("--seconds", type=float, default=15, help="per lag run")
     p.add_argument("--sweep", action="store_true", help="also find the highest rate with p99 <= 100 ms (relay)")
-    p.add_argument("--pool", choices=("prefork", "solo", "threads"), default="prefork", help="the worker's pool")
-    p.add_argument("--concurrency", type=int, default=2, help="per worker process (1 for solo)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes")
+    # Defaults: the Procfile's invalidation workers (`worker`, `worker2`: 2 solo processes).
+    p.add_argument("--pool", choices=("prefork", "solo", "threads"), default="solo", help="the workers' pool")
+    p.add_argument("--concurrency", type=int, default=1, help="per worker process (1 for solo)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes")
     p.add_argument("--sweep-seconds", type=float, default=15, help="per rate of the sweep")
     p.add_argument("--prefetch", type=int, help="the workers' prefetch multiplier (PREWARM_PREFETCH)")
     p.add_argument("--acks", choices=("late", "early"), default="late", help="acknowledge after or before the task")

@@ -125,7 +125,8 @@ def run(args) -> None:
     warmup_argv = procfile_argv("warmup")
     if args.warmup_concurrency:
         warmup_argv[warmup_argv.index("-c") + 1] = str(args.warmup_concurrency)
-    workers = [common.child("worker", procfile_argv("worker"), env), common.child("warmup", warmup_argv, env)]
+    workers = [common.child(name, procfile_argv(name), env) for name in ("worker", "worker2")]
+    workers.append(common.child("warmup", warmup_argv, env))
     relay_proc = common.relay(env)
     try:
         time.sleep(3)  # the workers are consuming
@@ -153,7 +154,7 @@ def run(args) -> None:
         notes = [
             f"targets (#11): warm --all within {TARGET_RATIO}x the floor measured in the same run; the stream's "
             f"p99 lag within {STREAM_P99_MS:.0f} ms",
-            f"workers: the Procfile's `worker` ({' '.join(procfile_argv('worker')[3:])}) and `warmup`"
+            f"workers: the Procfile's `worker`, `worker2` ({' '.join(procfile_argv('worker')[3:])}) and `warmup`"
             f" ({' '.join(warmup_argv[3:])}), one relay; warm --all submits a job and follows it (its wall time"
             " from submit to done)",
             "the floor writes the same hashes (fields and sizes) without versions, scripts or classes",

@@ -124,12 +124,17 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = str(web.static_root())  # the web process serves it from the same place
 
+PREWARM_LOG_LEVEL = os.environ.get("PREWARM_LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("PREWARM_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": PREWARM_LOG_LEVEL},
+    # A worker at INFO logs each task twice: "received" (before it runs, on the path of every
+    # change) and "succeeded in" (after). Keep the second, which names the task and its time;
+    # PREWARM_LOG_LEVEL=DEBUG shows both.
+    "loggers": {"celery.worker.strategy": {"level": "DEBUG" if PREWARM_LOG_LEVEL == "DEBUG" else "WARNING"}},
 }
 
 # Local days of programme guide kept warm after today (yesterday and today always are).

@@ -8,10 +8,10 @@ from tests.waiting import ROOT
 from tools import procs
 
 
-def celery_argv(queues="invalidate,warmup", concurrency=2):
+def celery_argv(queues="invalidate,warmup", concurrency=2, pool="prefork"):
     """A worker as the Procfile runs one, minus the cluster chatter tests do not need."""
     return [
-        sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues, "-c", str(concurrency),
+        sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues, "-P", pool, "-c", str(concurrency),
         "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO",
     ]
 

@@ -2,6 +2,7 @@
 import os
 
 from celery import Celery
+from celery.concurrency import get_implementation
 from celery.signals import task_postrun, worker_init
 from kombu import Exchange, Queue
 
@@ -45,13 +46,17 @@ def _drop_broken_db_connections(sender=None, **kwargs):
 
 @worker_init.connect
 def _at_worker_start(sender=None, **kwargs):
-    """Exit rather than hang after an unrecoverable error (workers.watchdog). A warm-up-only
+    """Exit rather than hang after an unrecoverable error, or past the hard time limit in a
+    pool that enforces none (workers.watchdog). A warm-up-only
     worker runs at a lower CPU priority (PREWARM_WARMUP_NICE), set in the main process
     before its pool starts, so every child has it: on shared cores a bulk warm-up then
     takes what invalidations leave."""
     from django.conf import settings
 
     watchdog.install()
+    pool = get_implementation(sender.pool_cls)  # a name or a class, resolved after this signal
+    if pool.__module__ in ("celery.concurrency.solo", "celery.concurrency.thread") and sender.app.conf.task_time_limit:
+        watchdog.install_time_limit(sender.app.conf.task_time_limit)  # prefork's parent enforces its own
     consumed = {q.name for q in sender.app.amqp.queues.consume_from.values()}
     if consumed == {WARMUP_QUEUE} and settings.PREWARM_WARMUP_NICE > 0:
         os.nice(settings.PREWARM_WARMUP_NICE)

@@ -1,5 +1,5 @@
-"""A rebuild run lost mid-task (its worker SIGKILLed, or the child killed by the hard time
-limit) is re-sent by the sweeper from its running marker, long before the broker would
+"""A rebuild run lost mid-task (its worker SIGKILLed, the child killed by the hard time
+limit, or a solo worker ended by workers.watchdog past it) is re-sent by the sweeper from its running marker, long before the broker would
 re-deliver the message (visibility timeout, 600 s; kept at its default here)."""
 import time
 from contextlib import contextmanager
@@ -100,3 +100,22 @@ def test_a_run_killed_by_the_hard_time_limit_is_swept(catalogue, redis_client, p
     assert redis_client.hget(keys.profile_key(pk), "isp") is None
     assert sweep_until_rebuilt(redis_client, pk, monkeypatch) >= 1
     assert worker.running()
+
+
+def test_a_solo_worker_past_the_hard_time_limit_exits_and_its_run_is_swept(
+    catalogue, redis_client, purge_queues, start_proc, monkeypatch
+):
+    """The solo pool (the Procfile's invalidation workers) enforces no time limit of its own:
+    the watchdog ends the stuck process for its supervisor to restart, as prefork's kill would."""
+    pk = a_changed_profile(catalogue)
+    worker = start_proc("worker", celery_argv("invalidate", 1, pool="solo"))
+    with profiles_locked():
+        app.send_task(events.REBUILD_TASK, (events.PROFILE, [pk], time.time()), queue=INVALIDATE_QUEUE,
+                      time_limit=HARD_LIMIT_SECONDS, soft_time_limit=None)
+        stuck_on_the_lock()
+        wait_for(lambda: not worker.running(), timeout=30, message="the stuck solo worker exited")
+    assert worker.popen.returncode == 1, worker.tail()
+    assert f"Hard time limit ({HARD_LIMIT_SECONDS}s) exceeded" in worker.output()
+    assert redis_client.hget(keys.profile_key(pk), "isp") is None
+    start_proc("worker2", celery_argv("invalidate", 1, pool="solo"))  # the supervisor's restart
+    assert sweep_until_rebuilt(redis_client, pk, monkeypatch) >= 1

@@ -12,7 +12,7 @@ from tests.waiting import ROOT
 from tools import procs
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.django_db(transaction=True)]
-READY = {"worker": "ready.", "warmup": "ready.", "beat": "beat: Starting...", "relay": "caught up"}
+READY = {"worker": "ready.", "worker2": "ready.", "warmup": "ready.", "beat": "beat: Starting...", "relay": "caught up"}
 SETTLE_S = 2  # a process that fails just after its ready line (a missing table) is caught here
 
 

@@ -16,7 +16,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 PROCFILE = ROOT / "Procfile"
 DOCKERFILE = ROOT / "Dockerfile"
 
-APP_SERVICES = ("web", "worker", "warmup", "beat", "relay")
+APP_SERVICES = ("web", "worker", "worker2", "warmup", "beat", "relay")
 SHARED_ENV = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "SECRET_KEY", "PREWARM_KEY_PREFIX")
 REQUIRED_SECRET = re.compile(r"^\$\{SECRET_KEY:\?[^}]*\}$")
 
@@ -104,7 +104,7 @@ def test_the_image_serves_its_collected_static_files_on_all_interfaces():
 
 
 def test_commands(services):
-    for name, queue in (("worker", "invalidate"), ("warmup", "warmup")):
+    for name, queue in (("worker", "invalidate"), ("worker2", "invalidate"), ("warmup", "warmup")):
         worker = command(services[name])
         assert worker.startswith("celery -A workers worker")
         assert worker.split("-Q ", 1)[1].split()[0].split(",") == [queue]

@@ -3,6 +3,7 @@ exits by itself, so a supervisor can restart it."""
 import logging
 import subprocess
 import sys
+import time
 
 from tests.waiting import ROOT
 from workers.watchdog import ExitAfterUnrecoverable
@@ -32,3 +33,46 @@ def test_other_critical_records_arm_nothing():
     handler.handle(record("Unrecoverable error: %r"))
     handler.timer.join(2)
     assert fired == [1]
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_a_task_past_its_hard_limit_ends_the_process():
+    """Solo and threads pools enforce no time limit: the watchdog does, as prefork's kill would."""
+    from workers.watchdog import HardTimeLimit
+
+    clock, exits = Clock(), []
+    watch = HardTimeLimit(300, exit=exits.append, clock=clock)
+    watch.started("a")  # the configured limit
+    watch.started("b", limit=2)  # the message's own
+    clock.now += 2.5
+    assert watch.overdue() == [("b", 2)]
+    watch.finished("b")
+    assert watch.overdue() == []
+    clock.now += 298
+    assert watch.overdue() == [("a", 300)]
+    watch.finished("a")
+    watch.started("c")
+    clock.now += 299
+    assert watch.overdue() == [] and exits == []
+
+
+def test_the_watch_thread_exits_with_celerys_failure_code():
+    from workers.watchdog import HardTimeLimit
+
+    clock, exits = Clock(), []
+    watch = HardTimeLimit(1, every=0.01, exit=exits.append, clock=clock).start()
+    watch.started("stuck")
+    clock.now += 5
+    for _ in range(500):
+        if exits:
+            break
+        time.sleep(0.01)
+    watch.stop()
+    assert exits == [1]
