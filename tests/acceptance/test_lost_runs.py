@@ -1,6 +1,7 @@
 """A rebuild run lost mid-task (its worker SIGKILLed, the child killed by the hard time
-limit, or a solo worker ended by workers.watchdog past it) is re-sent by the sweeper from its running marker, long before the broker would
-re-deliver the message (visibility timeout, 600 s; kept at its default here)."""
+limit, or a solo worker ended by workers.watchdog past it) is re-sent by the sweeper from
+its running marker, long before the broker would re-deliver the message (visibility
+timeout, 600 s; kept at its default here)."""
 import time
 from contextlib import contextmanager
 
