@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -56,6 +57,8 @@ def web(service_env, tmp_path):
 def test_staff_see_the_freshness_page_in_a_browser(catalogue, redis_client, purge_queues, browser, web):
     from django.contrib.auth.models import User
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
 
     from core.models import Profile
     from ops import jobs
@@ -72,7 +75,11 @@ def test_staff_see_the_freshness_page_in_a_browser(catalogue, redis_client, purg
     browser.find_element(By.NAME, "username").send_keys("ops")
     browser.find_element(By.NAME, "password").send_keys("a long dev password")
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    heading = browser.find_element(By.CSS_SELECTOR, "#content h1")
+    # The click returns before the next page loads: on a busy machine (CI) the login page
+    # was still there when the heading was looked for.
+    WebDriverWait(browser, 30).until(lambda b: urlsplit(b.current_url).path == "/admin/freshness/")
+    heading = WebDriverWait(browser, 30).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "#content h1")))
     assert heading.text == "Cache freshness"
     for section in ("hits", "lag", "drift", "waiting", "jobs"):
         assert browser.find_element(By.ID, section).is_displayed()
