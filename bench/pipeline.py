@@ -123,15 +123,26 @@ SWEEP_P99_MS = 100.0
 
 
 def sweep(seconds: float) -> tuple[list[tuple], float | None]:
-    """Raise the relay-path rate until p99 passes SWEEP_P99_MS (or the writer cannot keep up);
+    """Raise the relay-path rate until p99 passes SWEEP_P99_MS twice in a row at one rate (or
+    the writer cannot keep up);
     returns the rows and the highest rate that stayed within it."""
     rows, best = [], None
+
+    def missed(r: dict, rate: int) -> bool:
+        return r["p99"] > SWEEP_P99_MS or r["rate"] < 0.9 * rate
+
     for rate in SWEEP_RATES:
         settle()
         r = lag_at_rate(rate, seconds, "relay")
         rows += _lag_rows(r, "relay")
-        if r["p99"] > SWEEP_P99_MS or r["rate"] < 0.9 * rate:
-            break
+        if missed(r, rate):
+            # One stall of the machine (~190 ms, every hop at once) is not saturation: a rate
+            # that misses is run once more, and the sweep ends only if it misses again.
+            settle()
+            r = lag_at_rate(rate, seconds, "relay")
+            rows += _lag_rows(r, "relay")
+            if missed(r, rate):
+                break
         best = r["rate"]
     rows.append((f"highest rate sustained with p99 <= {SWEEP_P99_MS:.0f} ms: "
                  + (f"{best:.0f} changes/s" if best else "none of the rates tried"), "", "", "", "", ""))
