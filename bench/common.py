@@ -108,7 +108,7 @@ def stop(proc: procs.Proc) -> None:
         print(f"{proc.name} ignored SIGTERM for {procs.STOP_GRACE:.0f}s and was killed: {proc.log_path}", flush=True)
 
 
-def worker(env, concurrency=1, pool="solo", name="worker", loglevel="INFO") -> procs.Proc:
+def worker(env, concurrency=2, pool="prefork", name="worker", loglevel="INFO") -> procs.Proc:
     """An invalidation worker as the Procfile runs it (its log level included: INFO logs two
     lines a task), with the pool and concurrency asked for."""
     return child(name, [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "invalidate,warmup",
