@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from django.conf import settings
 
-from . import coalesce
+from . import broker, coalesce
 from .app import INVALIDATE_QUEUE, app
 
 log = logging.getLogger(__name__)
@@ -87,8 +87,8 @@ def publish(
                     # By name through the app: producers never import the consumer (workers.tasks).
                     batch = held[:BATCH]
                     extra = {"seen_at": seen_at, "sent_at": time.time(), "ticket": ticket}
-                    app.send_task(REBUILD_TASK, (kind, batch, committed_at), extra, queue=INVALIDATE_QUEUE,
-                                  argsrepr=_argsrepr(kind, batch), kwargsrepr=_KWARGSREPR)
+                    broker.send_task(app, REBUILD_TASK, (kind, batch, committed_at), extra, queue=INVALIDATE_QUEUE,
+                                     argsrepr=_argsrepr(kind, batch), kwargsrepr=_KWARGSREPR)
                     unsent = []
                     sent += batch
                     del held[:BATCH]

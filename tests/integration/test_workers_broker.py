@@ -106,3 +106,94 @@ def test_a_restore_whose_connection_dies_is_done_on_another(throwaway_redis):
         channel.qos.append(_taken(channel, "q"), "t1")
         check = _killed_after_running(throwaway_redis.url, lambda: conn.maybe_close_channel(channel))
     assert check.hlen("unacked") == 0 and check.llen("q") == 1
+
+
+def test_a_delivery_record_is_read_back_by_the_ack_not_before_the_task(throwaway_redis):
+    """The `unacked` record is sent and the task may start; its replies wait for the next
+    bookkeeping call, so the task's way has no broker round trip before it."""
+    import redis
+
+    with Connection(throwaway_redis.url, transport=broker.Transport) as conn:
+        channel = conn.default_channel
+        _put_one(channel, "q", "t1")
+        channel.qos.append(_taken(channel, "q"), "t1")
+        assert channel.qos._pending is not None  # sent, replies unread
+        check = redis.Redis.from_url(throwaway_redis.url)
+        channel.qos.settle()
+        assert channel.qos._pending is None and check.hexists("unacked", "t1")
+        assert check.zscore("unacked_index", "t1") is not None
+        channel.qos.ack("t1")
+        assert check.hlen("unacked") == 0 and check.zcard("unacked_index") == 0
+
+
+def test_a_delivery_record_sent_on_a_dead_connection_is_sent_again(throwaway_redis):
+    """The pooled connection died before the record went out (Redis killed it while the
+    worker was idle): its replies never come, and the next bookkeeping call sends it again."""
+    import redis
+
+    with Connection(throwaway_redis.url, transport=broker.Transport) as conn:
+        channel = conn.default_channel
+        _put_one(channel, "q", "t1")
+        message = _taken(channel, "q")
+        check = redis.Redis.from_url(throwaway_redis.url)
+        check.client_kill_filter(_type="normal", skipme=True)  # every pooled connection, silently
+        channel.qos.append(message, "t1")
+        channel.qos.ack("t2")  # another delivery's ack: reads t1's replies first
+        assert check.hexists("unacked", "t1")
+        channel.qos.ack("t1")
+        assert check.hlen("unacked") == 0
+
+
+def test_a_closed_channel_puts_back_a_delivery_whose_record_replies_were_unread(throwaway_redis):
+    import redis
+
+    with Connection(throwaway_redis.url, transport=broker.Transport) as conn:
+        channel = conn.default_channel
+        _put_one(channel, "q", "t1")
+        channel.qos.append(_taken(channel, "q"), "t1")
+        conn.maybe_close_channel(channel)  # a worker's warm shutdown with the task unfinished
+    check = redis.Redis.from_url(throwaway_redis.url)
+    assert check.hlen("unacked") == 0 and check.llen("q") == 1
+
+
+def _without_ids(message: dict) -> dict:
+    """The envelope with what differs between two sends of the same task blanked."""
+    import base64
+    import json
+
+    headers = dict(message["headers"], id="", root_id="")
+    properties = dict(message["properties"], correlation_id="", delivery_tag="")
+    body = json.loads(base64.b64decode(message["body"]))
+    return dict(message, headers=headers, properties=properties, body=body)
+
+
+def test_a_task_pushed_directly_is_the_message_celery_would_send():
+    """broker.send_task skips Celery's publish; a worker must not see the difference."""
+    import json
+
+    import redis
+    from django.conf import settings
+
+    if not broker._direct(app):
+        pytest.skip("the broker under test is not a plain Redis")
+    queue = "test-direct-envelope"
+    check = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    args, kwargs = ("profile", [3, 1, 2], 1.25), {"seen_at": 1.5, "sent_at": 2.5, "ticket": "rabc:0"}
+    try:
+        app.send_task("prewarm.rebuild", args, kwargs, queue=queue, argsrepr="(a)", kwargsrepr="{k}")
+        broker.send_task(app, "prewarm.rebuild", args, kwargs, queue=queue, argsrepr="(a)", kwargsrepr="{k}")
+        celerys, ours = (json.loads(check.rpop(queue)) for _ in range(2))
+    finally:
+        check.delete(queue)
+    assert _without_ids(ours) == _without_ids(celerys)
+    assert ours["headers"]["id"] == ours["headers"]["root_id"] == ours["properties"]["correlation_id"]
+    assert ours["properties"]["delivery_tag"] != celerys["properties"]["delivery_tag"]
+
+
+def test_other_brokers_and_eager_mode_go_through_celery(monkeypatch):
+    sent = []
+    monkeypatch.setattr(app, "send_task", lambda *a, **k: sent.append((a, k)))
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
+    broker.send_task(app, "prewarm.rebuild", ("profile", [1], None), {}, queue="q", argsrepr="a", kwargsrepr="k")
+    options = {"queue": "q", "argsrepr": "a", "kwargsrepr": "k"}
+    assert sent == [(("prewarm.rebuild", ("profile", [1], None), {}), options)]
