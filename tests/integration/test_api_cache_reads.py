@@ -8,6 +8,7 @@ from django.test import Client
 
 from api import local_layer, metrics, redis_reads
 from core import keys, redis_conn, services
+from tests.sends import patch_send_task
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db
@@ -350,12 +351,11 @@ def test_a_cold_read_is_answered_while_the_broker_refuses_its_edges(api_world, r
     from kombu.exceptions import OperationalError
 
     from core.models import Licence
-    from workers.app import app
 
     def refused(*args, **kwargs):
         raise OperationalError("broker down")
 
-    monkeypatch.setattr(app, "send_task", refused)
+    patch_send_task(monkeypatch, refused)
     w = api_world
     edge = services.selectors.db_now() + timedelta(seconds=60)
     Licence.objects.create(channel=w.local, region=w.fan.region, valid_until=edge)

@@ -12,6 +12,7 @@ from core.models import Licence, Profile, Subscription
 from schedules import beat
 from schedules.tasks import due_edges, scan
 from tests.queues import purge
+from tests.sends import patch_send_task
 from workers import edges, events, tasks
 from workers.app import INVALIDATE_QUEUE, app
 
@@ -147,7 +148,7 @@ def test_an_edge_the_broker_refused_is_sent_by_the_next_ask(catalogue, broker_qu
         raise OperationalError("broker down")
 
     with monkeypatch.context() as m:
-        m.setattr(app, "send_task", refused)
+        patch_send_task(m, refused)
         with pytest.raises(OperationalError):
             edges.queue(events.REGION, at, [region])
     assert edges.queue(events.REGION, at, [region]) == 1

@@ -335,6 +335,23 @@ def test_batches_overlapped_give_what_one_rebuild_at_a_time_gives(catalogue, red
     assert profile_entry(redis_client, gone)["deleted"] == b"1"
 
 
+def test_a_span_batch_reads_the_profiles_it_holds_as_an_id_list_would(catalogue, redis_client):
+    """A warm-up of every profile reads `range` spans (a range scan, no id list): the same
+    entries and subscriptions as the ids' own rebuild, and nothing for ids without a row."""
+    ps = Profile.objects.bulk_create([Profile(region=catalogue["eu"], isp=catalogue["fibra"]) for _ in range(5)])
+    ids = [p.pk for p in ps]
+    Subscription.objects.create(profile=ps[1], plan=catalogue["sports"], starts_at=catalogue["now"] - catalogue["hour"])
+    Profile.objects.filter(pk=ids[2]).delete()
+    listed = {i: selectors.profile_facts([i]).get(i) for i in ids}
+    _now, spanned = selectors.profile_facts_between(ids[0], ids[-1] + 1)
+    assert spanned == {i: f for i, f in listed.items() if f is not None}
+    redis_client.flushdb()
+    outcomes = list(services.rebuild_profile_batches([range(ids[0], ids[2] + 1), range(ids[3], ids[-1] + 1)]))
+    assert [(o.written, o.deleted) for o in outcomes] == [(2, 0), (2, 0)]
+    assert orjson.loads(profile_entry(redis_client, ids[1])["subscriptions"]) == ["sports"]
+    assert not redis_client.exists(keys.profile_key(ids[2]))  # no row, no tombstone from a span
+
+
 def test_batches_stopped_by_an_error_leave_no_connection_taken(catalogue, redis_client, monkeypatch):
     """A batch whose rows cannot be read ends the run; the batch already sent gives its Redis
     connection back (dropped: its replies were never read)."""

@@ -17,6 +17,7 @@ from ops.models import ChunkState, JobState, WarmupChunk, WarmupJob
 from ops.scope import BadScope, Scope
 from tests.queues import purge
 from tests.rows import bulk_profiles
+from tests.sends import patch_send_task
 from workers.app import WARMUP_QUEUE, app
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -294,6 +295,6 @@ def test_a_job_submitted_while_the_broker_refuses_is_kept_for_resume(profiles, p
         raise OperationalError("broker down")
 
     with monkeypatch.context() as m:
-        m.setattr(app, "send_task", refused)
+        patch_send_task(m, refused)
         job, created = jobs.submit(Scope(regions=("US-EAST",)))
     assert created and set(job.chunks.values_list("state", flat=True)) == {ChunkState.SENT}

@@ -8,6 +8,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from core import keys
 from core.models import OutboxEvent, Profile, Subscription
 from tests.queues import purge
+from tests.sends import patch_send_task
 from workers import coalesce, events, relay, tasks
 from workers.app import app
 
@@ -150,7 +151,7 @@ def test_a_web_publish_that_fails_after_the_relay_trusted_its_claim_is_resent_by
             assert relay.drain(conn) == 1
         raise KombuOperationalError("broker down")
 
-    monkeypatch.setattr(app, "send_task", relay_runs_then_the_broker_refuses)
+    patch_send_task(monkeypatch, relay_runs_then_the_broker_refuses)
     with pytest.raises(KombuOperationalError):
         events.publish("profile", [p.pk], None)  # the signal path's publish
     monkeypatch.undo()
@@ -208,7 +209,7 @@ def test_relay_keeps_rows_when_the_broker_refuses(catalogue, clean, monkeypatch)
     def refuse(*args, **kwargs):
         raise KombuOperationalError("broker down")
 
-    monkeypatch.setattr(app, "send_task", refuse)  # events publish by task name through the app
+    patch_send_task(monkeypatch, refuse)  # events publish by task name through the app
     with relay.connect() as conn, pytest.raises(KombuOperationalError):
         relay.drain_once(conn)
     assert OutboxEvent.objects.count() == rows
@@ -339,7 +340,7 @@ def test_publish_claims_a_region_wide_event_in_short_slices(clean, purge_queues,
     n = 3 * events.CLAIM_CHUNK + 123
     coalesce.claim("profile", range(2, n, 10), "sother")  # a tenth already queued by another producer
     coalesce.queued("profile", list(range(2, n, 10)), "sother")
-    monkeypatch.setattr(app, "send_task", lambda *a, **kw: None)  # the broker is not under test
+    patch_send_task(monkeypatch, lambda *a, **kw: None)  # the broker is not under test
     sha = {hashlib.sha1(src.encode()).hexdigest().encode(): name
            for name, src in (("claim", coalesce._CLAIM), ("settle", coalesce._SETTLE))}
     config = clean.config_get("slowlog-*")
@@ -381,7 +382,7 @@ def _failing_send(after: int):
 def test_a_publish_that_fails_mid_way_keeps_what_was_sent_and_gives_back_the_rest(clean, monkeypatch, relay):
     n = 3 * events.CLAIM_CHUNK
     send, sent = _failing_send(after=3)  # the second slice's second task fails
-    monkeypatch.setattr(app, "send_task", send)
+    patch_send_task(monkeypatch, send)
     with pytest.raises(KombuOperationalError):
         events.publish("profile", range(1, n + 1), None, relay=relay)
     markers = {int(k): v for k, v in clean.hgetall(keys.dirty_key("profile")).items()}
@@ -396,7 +397,7 @@ def test_a_publish_that_fails_mid_way_keeps_what_was_sent_and_gives_back_the_res
     assert not any(i in markers for i in range(2 * events.CLAIM_CHUNK + 1, n + 1))  # never claimed
     monkeypatch.undo()
     if relay:  # the relay's retry of the same row sends only what is left
-        monkeypatch.setattr(app, "send_task", _failing_send(after=10**6)[0])
+        patch_send_task(monkeypatch, _failing_send(after=10**6)[0])
         assert events.publish("profile", range(1, n + 1), None, relay=True) == (n - len(done)) // events.BATCH
 
 
@@ -420,7 +421,7 @@ def test_the_relay_holds_rows_while_tasks_wait_then_sends_them_in_one_task(catal
     coalesce.register(["busy1", "busy2"])  # two tasks published, no worker has started them
     sent = []
     real_send = app.send_task
-    monkeypatch.setattr(app, "send_task", lambda *a, **kw: (sent.append(a[1]), real_send(*a, **kw))[1])
+    patch_send_task(monkeypatch, lambda *a, **kw: (sent.append(a[1]), real_send(*a, **kw))[1])
     ps = [Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"]) for _ in range(30)]
     assert sent == []  # the signal path left them to the relay: tasks are waiting
     rows = OutboxEvent.objects.count()
@@ -449,7 +450,7 @@ def test_a_failed_send_drops_the_ticket_it_registered(clean, monkeypatch):
     def refuse(*args, **kwargs):
         raise KombuOperationalError("broker down")
 
-    monkeypatch.setattr(app, "send_task", refuse)
+    patch_send_task(monkeypatch, refuse)
     with pytest.raises(KombuOperationalError):
         events.publish("profile", range(1, 2 * events.BATCH + 1), None, relay=True)
     assert coalesce.waiting() == 0  # no ticket of a task never sent holds anyone back
@@ -464,7 +465,7 @@ def test_only_tasks_sent_keep_their_tickets_when_a_send_fails_mid_way(clean, mon
             raise KombuOperationalError("broker down")
         return real_send(*args, **kwargs)
 
-    monkeypatch.setattr(app, "send_task", second_fails)
+    patch_send_task(monkeypatch, second_fails)
     with pytest.raises(KombuOperationalError):
         events.publish("profile", range(1, 2 * events.BATCH + 1), None)
     tickets = {m.decode() for m in clean.zrange(keys.inflight_key(), 0, -1)}
