@@ -154,7 +154,8 @@ def sweep(seconds: float) -> tuple[list[tuple], float | None]:
             rows += _lag_rows(r, "relay")
             if missed(r, rate):
                 break
-        best = r["rate"]
+        # The writer's own pace: 9,998/s for 10,000 asked is its loop's last sleep, not a miss.
+        best = rate if r["rate"] >= 0.99 * rate else r["rate"]
     rows.append((f"highest rate sustained with p99 <= {SWEEP_P99_MS:.0f} ms: "
                  + (f"{best:.0f} changes/s" if best else "none of the rates tried"), "", "", "", "", ""))
     return rows, best
