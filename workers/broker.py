@@ -66,7 +66,7 @@ class QoS(kombu_redis.QoS):
     reaching Redis (bytes written to the socket are delivered after the process dies).
     """
 
-    _pending = None  # (connection, message, delivery tag): a record sent, its replies not read
+    _pending = None  # (pool, connection, message, delivery tag): a record sent, its replies unread
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -80,16 +80,18 @@ class QoS(kombu_redis.QoS):
             prefix = getattr(self.channel, "global_keyprefix", "") or ""
             with self.channel.conn_or_acquire() as client:
                 pool = client.connection_pool
-            conn = pool.get_connection()
+            conn = None
             try:
+                conn = pool.get_connection()
                 conn.send_packed_command(conn.pack_commands([
                     ("ZADD", prefix + self.unacked_index_key, time.time(), delivery_tag),
                     ("HSET", prefix + self.unacked_key, delivery_tag, record),
                 ]))
             except (redis.ConnectionError, redis.TimeoutError):
-                conn.disconnect()
-                pool.release(conn)
-                self._append_now(message, delivery_tag)
+                if conn is not None:
+                    conn.disconnect()
+                    pool.release(conn)
+                self._append_now(message, delivery_tag)  # tried again, as kombu's own call
                 return
             self._pending = (pool, conn, message, delivery_tag)
             VirtualQoS.append(self, message, delivery_tag)  # the channel holds it from now on
