@@ -51,13 +51,31 @@ def settle() -> None:
 SINGLE_ROW_MAX_RATE = 500
 
 
+def forget_lag_samples() -> None:
+    """Start the workers' lag and hop samples afresh (they keep the latest few thousand)."""
+    from core import metrics
+    from workers.lag import HOPS
+
+    metrics.STORE.forget_samples(metrics.INVALIDATION_LAG)
+    for hop, *_ in HOPS:
+        metrics.STORE.forget_samples(metrics.PIPELINE_HOPS, (hop,))
+
+
+def hop_summaries() -> dict[str, dict]:
+    """hop -> summary (ms) of the samples the workers stored since forget_lag_samples."""
+    from core import metrics
+    from workers.lag import HOPS
+
+    return {hop: common.summary([s * 1000 for s in metrics.STORE.recent_samples(metrics.PIPELINE_HOPS, (hop,))])
+            for hop, *_ in HOPS}
+
+
 def lag_at_rate(rate: int, seconds: float, path: str) -> dict:
     """Change `rate` profiles a second (one UPDATE per commit, of several rows above
     SINGLE_ROW_MAX_RATE); lags come from the workers' own samples, one per changed entry."""
     from core import metrics
     from core.models import Isp, Profile
     from workers import relay
-    from workers.lag import HOPS
 
     ids = list(Profile.objects.order_by("?").values_list("id", flat=True)[: int(rate * seconds)])
     isps = list(Isp.objects.values_list("id", flat=True))
@@ -65,9 +83,7 @@ def lag_at_rate(rate: int, seconds: float, path: str) -> dict:
     interval = per_commit / rate
     _prime_classes(ids, [isps[(j // per_commit) % len(isps)] for j in range(len(ids))])
     time.sleep(0.5)  # the priming's last tasks end
-    metrics.STORE.forget_samples(metrics.INVALIDATION_LAG)
-    for hop, *_ in HOPS:
-        metrics.STORE.forget_samples(metrics.PIPELINE_HOPS, (hop,))
+    forget_lag_samples()
     commits: list[float] = []  # the writer's own UPDATE + COMMIT time: part of every lag
     start = time.monotonic()
     with relay.connect() as conn:
@@ -91,10 +107,7 @@ def lag_at_rate(rate: int, seconds: float, path: str) -> dict:
     samples = [s * 1000 for s in metrics.STORE.recent_samples(metrics.INVALIDATION_LAG)]
     samples.reverse()  # oldest first: the lag's trend over the run
     third = max(1, len(samples) // 3)
-    hops = {
-        hop: common.summary([s * 1000 for s in metrics.STORE.recent_samples(metrics.PIPELINE_HOPS, (hop,))])
-        for hop, *_ in HOPS
-    }
+    hops = hop_summaries()
     return {**common.summary(samples), "rate": achieved, "per_commit": per_commit, "commit": common.summary(commits),
             "hops": hops, "first_third_p50": common.percentile(samples[:third], 50),
             "last_third_p50": common.percentile(samples[-third:], 50)}

@@ -79,11 +79,11 @@ def stream_while(proc: subprocess.Popen) -> dict:
     from core.models import Isp, Profile
     from workers import relay
 
-    from .pipeline import drained, wait
+    from .pipeline import drained, forget_lag_samples, hop_summaries, wait
 
     ids = list(Profile.objects.order_by("?").values_list("id", flat=True)[:100_000])
     isps = list(Isp.objects.values_list("id", flat=True))
-    metrics.STORE.forget_samples(metrics.INVALIDATION_LAG)
+    forget_lag_samples()
     sent, start = 0, time.monotonic()
     with relay.connect() as conn:
         while proc.poll() is None:
@@ -96,7 +96,8 @@ def stream_while(proc: subprocess.Popen) -> dict:
         wait(lambda: drained(conn), 120)
     time.sleep(0.5)
     samples = [s * 1000 for s in metrics.STORE.recent_samples(metrics.INVALIDATION_LAG)]
-    return {**common.summary(samples), "sent": sent, "rate": sent / (time.monotonic() - start)}
+    return {**common.summary(samples), "sent": sent, "rate": sent / (time.monotonic() - start),
+            "hops": hop_summaries()}
 
 
 def procfile_argv(name: str) -> list[str]:
@@ -150,6 +151,8 @@ def run(args) -> None:
             (f"invalidations meanwhile: {lag['sent']} changes at {lag['rate']:.0f}/s, lag p50 / p99 / max",
              lag["n"], f"{lag['p50']:.1f} / {lag['p99']:.1f} / {lag['max']:.1f} ms", "", "",
              "yes" if lag["p99"] <= STREAM_P99_MS else "NO"),
+            *((f"  hop {hop} p50 / p99 / max", h["n"], f"{h['p50']:.1f} / {h['p99']:.1f} / {h['max']:.1f} ms",
+               "", "", "") for hop, h in lag["hops"].items() if h["n"]),
         ]
         notes = [
             f"targets (#11): warm --all within {TARGET_RATIO}x the floor measured in the same run; the stream's "

@@ -216,6 +216,17 @@ INVALIDATION_LAG = _declare(
         samples_kept=100_000,
     )
 )
+# A time edge's rebuild (a window opened or closed: workers.edges), from the edge's moment to
+# the entry rewritten: how late the ETA task ran. Kept apart from the lag of changes, which
+# it would otherwise swamp at p99 when a warm-up has queued thousands of edges.
+EDGE_LATENESS = _declare(
+    Histogram(
+        "prewarm_edge_lateness_seconds",
+        "Time edge to entry rewritten",
+        buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+        samples_kept=10_000,
+    )
+)
 # The same path cut into hops, per rebuilt entry (workers.hops): notify (commit -> the relay
 # woke), relay (-> task published), queue (-> task started), read (-> rows read from
 # Postgres), write (-> entries written). Signal-path tasks have no notify or relay hop.

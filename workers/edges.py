@@ -43,8 +43,9 @@ def queue(kind: str, moment: datetime, ids: Iterable[int]) -> int:
     at = moment.timestamp()
     sent = 0
     for chunk in events.chunks(fresh):
-        # committed_at = the moment: lag then measures how late the flip landed; not_before:
-        # the rebuild decides windows at the moment at least, whatever its clock says.
+        # committed_at = the moment: the rebuild measures how late the flip landed (its own
+        # histogram, EDGE_LATENESS); not_before: it decides windows at the moment at least,
+        # whatever its clock says.
         try:
             app.send_task(
                 events.REBUILD_TASK, (kind, chunk, at), {"not_before": at}, queue=INVALIDATE_QUEUE, eta=moment

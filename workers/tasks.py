@@ -72,7 +72,7 @@ def _rebuild(kind, ids, committed_at, not_before, ticket, stamps: dict, finish) 
     # they only cost one more rebuild, by the sweeper.
     coalesce.done(kind, ids, run, pipe=finish)
     count = max(1, len(ids))
-    lag.observe(committed_at, count=count, now=stamps["written"])
+    lag.observe(committed_at, count=count, now=stamps["written"], edge=not_before is not None)
     lag.observe_hops(stamps, count=count)
     return outcome.counts()
 
