@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import logging
 import threading
 import time
 import uuid
@@ -28,6 +29,8 @@ from kombu.transport.virtual import QoS as VirtualQoS
 from kombu.utils.json import dumps
 
 from core.redis_conn import CONNECT_TIMEOUT, SOCKET_TIMEOUT, round_trip
+
+log = logging.getLogger(__name__)
 
 # A delivery's bookkeeping whose connection died is sent again on a new connection, this
 # many times in all: clients killed in a row close every connection open at each kill.
@@ -119,7 +122,10 @@ class QoS(kombu_redis.QoS):
             return
         pool.release(conn)
         if errors:
-            raise errors[0]
+            # Redis refused the record (a broker at maxmemory with noeviction, say): the task ran
+            # unprotected, as it would have if stock kombu's check had failed after BRPOP. Say
+            # so; raising here would fail the ack or the next delivery instead.
+            log.warning("broker refused a delivery record for %s: %s", delivery_tag, errors[0])
 
     def settle(self):
         with self._pending_lock:

@@ -203,3 +203,22 @@ def test_other_brokers_and_eager_mode_go_through_celery(monkeypatch):
     broker.send_task(app, "prewarm.rebuild", ("profile", [1], None), {}, queue="q", argsrepr="a", kwargsrepr="k")
     options = {"queue": "q", "argsrepr": "a", "kwargsrepr": "k"}
     assert sent == [(("prewarm.rebuild", ("profile", [1], None), {}), options)]
+
+
+def test_a_delivery_record_redis_refused_is_logged_and_the_ack_goes_on(throwaway_redis, caplog):
+    """A record Redis refused (here: a wrong type under its key) cannot protect a task that
+    already ran; the ack after it must still work, and the refusal is said."""
+    import redis
+
+    with Connection(throwaway_redis.url, transport=broker.Transport) as conn:
+        channel = conn.default_channel
+        check = redis.Redis.from_url(throwaway_redis.url)
+        check.set("unacked_index", "not a sorted set")
+        _put_one(channel, "q", "t1")
+        channel.qos.append(_taken(channel, "q"), "t1")
+        with caplog.at_level("WARNING", logger="workers.broker"):
+            channel.qos.settle()  # what the ack does first
+        assert "broker refused a delivery record for t1" in caplog.text
+        check.delete("unacked_index")
+        channel.qos.ack("t1")
+        assert check.hlen("unacked") == 0
