@@ -169,12 +169,9 @@ def _start_profiles(ids: Iterable[int], now: datetime | None, not_before: dateti
     if isinstance(ids, range) and ids.step == 1 and now is None:
         now, facts = selectors.profile_facts_between(ids.start, ids.stop)
         ids = set(facts)
-    elif now is None:
-        ids = set(ids)
-        now, facts = selectors.profile_facts_now(ids)
     else:
         ids = set(ids)
-        facts = selectors.profile_facts(ids)
+        now, facts = selectors.profile_facts_now(ids) if now is None else (now, selectors.profile_facts(ids))
     now = _clock(now, not_before)
     read_at = time.time()
     entries, classes, region_versions = _build_profiles(facts, now)

@@ -30,16 +30,14 @@ def run(kind: str, lo: int, hi: int, resolved: dict) -> Counts:
     counts = Counts()
     if kind == ChunkKind.PROFILES:
         region_ids, profile_ids = resolved.get("region_ids"), resolved.get("profile_ids")
-        if region_ids is None and profile_ids is None:  # every profile: read the span, no id list
-            spans = [range(a, min(a + BATCH, hi)) for a in range(lo, hi, BATCH)]
-            for outcome in services.rebuild_profile_batches(spans):
-                counts.add(outcome, events.PROFILE)
-                counts.done += outcome.written + outcome.refused
-            return counts
-        ids = selectors.scoped_profile_ids(lo, hi, region_ids, profile_ids)
-        for outcome in services.rebuild_profile_batches(ids[i : i + BATCH] for i in range(0, len(ids), BATCH)):
+        if region_ids is None and profile_ids is None:  # every profile: read the spans, no id list
+            batches = [range(a, min(a + BATCH, hi)) for a in range(lo, hi, BATCH)]
+        else:
+            ids = selectors.scoped_profile_ids(lo, hi, region_ids, profile_ids)
+            batches = [ids[i : i + BATCH] for i in range(0, len(ids), BATCH)]
+        for outcome in services.rebuild_profile_batches(batches):
             counts.add(outcome, events.PROFILE)
-        counts.done = len(ids)
+            counts.done += outcome.written + outcome.refused + outcome.deleted  # every id it covered
     elif kind == ChunkKind.CLASSES:
         region_ids = resolved.get("region_ids")
         counts.add(services.rebuild_regions(region_ids), events.REGION)
