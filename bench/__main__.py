@@ -1,6 +1,9 @@
-"""`python -m bench pipeline|api|verify|warmup ...`: run a scenario, print a table, write a report."""
+"""`python -m bench run|pipeline|api|verify|warmup ...`: run a scenario, print a table, write a report."""
 import argparse
 import sys
+
+from .peers import PEERS
+from .scenarios import SCENARIOS
 
 
 def main(argv=None) -> int:
@@ -34,7 +37,17 @@ def main(argv=None) -> int:
     w.add_argument("--profiles", type=int, default=1_000_000)
     w.add_argument("--no-wait", action="store_true", help="measure even while tests or benchmarks run")
     w.add_argument("--warmup-concurrency", type=int, help="the warmup worker's -c (default: the Procfile's)")
+    r = sub.add_parser("run", help="Prewarm against its peers: every scenario side by side, a report with plots")
+    r.add_argument("--scenario", nargs="+", choices=SCENARIOS, help="default: all of them")
+    r.add_argument("--peers", nargs="+", choices=PEERS, help="default: all of them")
+    r.add_argument("--quick", action="store_true", help="100k profiles, short passes (under 10 minutes)")
+    r.add_argument("--profile", action="store_true", help="py-spy flamegraphs of a web process and a worker")
+    r.add_argument("--profiles", type=int, help="the data set's size (default: 1M, or 100k with --quick)")
     args = parser.parse_args(argv)
+    if args.scenario == "run":
+        from . import run
+
+        return run.run(args)
     if args.scenario == "pipeline":
         from . import pipeline
 

@@ -62,6 +62,7 @@ class Result:
     bad_status: int  # answers >= 400 (all of them for the refusal endpoint)
     socket_errors: int
     overlapped: bool  # another benchmark or test run was seen right after
+    cdf: tuple[tuple[float, float], ...] = ()  # (percentile, ms) for latency plots
 
 
 def viewers(k: int) -> list[Viewer]:
@@ -165,6 +166,11 @@ function request()
 end
 function done(summary, latency, requests)
   local e = summary.errors
+  local cdf = {{}}
+  for _, q in ipairs({{1, 5, 10, 25, 50, 75, 90, 95, 99, 99.9}}) do
+    cdf[#cdf + 1] = string.format("[%g,%d]", q, latency:percentile(q))
+  end
+  io.write("BENCHCDF [" .. table.concat(cdf, ",") .. "]\\n")
   io.write(string.format(
     "BENCHJSON {{\\"requests\\":%d,\\"duration_us\\":%d,\\"p50\\":%d,\\"p99\\":%d,"
     .. "\\"status\\":%d,\\"sockets\\":%d}}\\n",
@@ -211,8 +217,10 @@ def wrk(base: str, requests, connections: int, seconds: float, delay_ms: float |
         Path(f.name).unlink()
     line = next(x for x in out.splitlines() if x.startswith("BENCHJSON "))
     d = json.loads(line.split(" ", 1)[1])
+    cdf_line = next((x for x in out.splitlines() if x.startswith("BENCHCDF ")), None)
+    cdf = tuple((q, us / 1000) for q, us in json.loads(cdf_line.split(" ", 1)[1])) if cdf_line else ()
     return Result(d["requests"] / (d["duration_us"] / 1e6), d["p50"] / 1000, d["p99"] / 1000, d["requests"],
-                  d["status"], d["sockets"], overlapped)
+                  d["status"], d["sockets"], overlapped, cdf)
 
 
 # --no-wait: measure while other jobs run (A/B alternation keeps a comparison fair anyway).

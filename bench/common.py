@@ -63,7 +63,7 @@ def setup(env, profiles: int) -> None:
     """Point this process at the bench database and prefix; seed and warm when needed."""
     ensure_database(env)
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "PREWARM_KEY_PREFIX",
-                                           "PREWARM_DEV", "DJANGO_SETTINGS_MODULE")})
+                                           "PREWARM_DEV", "DJANGO_SETTINGS_MODULE", "SECRET_KEY") if k in env})
     import django
 
     django.setup()
@@ -191,7 +191,7 @@ def summary(samples: list[float]) -> dict[str, float]:
     }
 
 
-def _print_table(header: tuple, rows: list[tuple]) -> None:
+def print_table(header: tuple, rows: list[tuple]) -> None:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     for r in (header, *rows):
         print("  ".join(str(x).ljust(w) for x, w in zip(r, widths)))
@@ -206,10 +206,10 @@ def write_report(scenario: str, title: str, rows: list[tuple], header: tuple, no
                  sections: list[tuple[str, tuple, list[tuple]]] = ()) -> Path:
     """Print a table (and further titled tables) and write the same as Markdown under bench/reports/."""
     print("\n" + title)
-    _print_table(header, rows)
+    print_table(header, rows)
     for name, sheader, srows in sections:
         print("\n" + name)
-        _print_table(sheader, srows)
+        print_table(sheader, srows)
     for n in notes:
         print("- " + n)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

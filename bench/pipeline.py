@@ -109,7 +109,7 @@ def lag_at_rate(rate: int, seconds: float, path: str) -> dict:
     third = max(1, len(samples) // 3)
     hops = hop_summaries()
     return {**common.summary(samples), "rate": achieved, "per_commit": per_commit, "commit": common.summary(commits),
-            "hops": hops, "first_third_p50": common.percentile(samples[:third], 50),
+            "hops": hops, "samples": samples, "first_third_p50": common.percentile(samples[:third], 50),
             "last_third_p50": common.percentile(samples[-third:], 50)}
 
 
@@ -256,7 +256,8 @@ def burst(n: int) -> dict:
         conn.execute("UPDATE core_subscription SET expires_at = NULL WHERE id = ANY(%s)", [sub_ids])
     converge = max(lags) if lags and not stale else float("nan")
     return {"rows": len(sub_ids), "profiles": len(profiles), "statement_s": statement, "relayed_s": relayed,
-            "converge_s": converge, "rebuilt": len(lags), "stale": stale}
+            "converge_s": converge, "rebuilt": len(lags), "stale": stale,
+            "lag": common.summary([s * 1000 for s in lags])}
 
 
 def fanout() -> dict:

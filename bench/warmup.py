@@ -110,22 +110,19 @@ def procfile_argv(name: str) -> list[str]:
     raise KeyError(f"no {name!r} line in the Procfile")
 
 
-def run(args) -> None:
-    env = common.bench_env()
-    common.setup(env, args.profiles)
+def measure(env, warmup_concurrency: int | None = None) -> dict:
+    """The floor, then `warm --all` through a job by the Procfile's workers with the
+    invalidation stream running; the figures of both."""
     from core.models import Profile
     from ops.models import WarmupJob
 
-    if not args.no_wait:
-        common.wait_quiet()
-    busy = common.busy()
     floor_s, floor_n = floor(env)
     print(f"floor: {floor_n} hashes in {floor_s:.1f}s", flush=True)
     # The Procfile's invalidation and warm-up workers (their command lines as written there,
     # `--warmup-concurrency` aside), and a relay for the stream.
     warmup_argv = procfile_argv("warmup")
-    if args.warmup_concurrency:
-        warmup_argv[warmup_argv.index("-c") + 1] = str(args.warmup_concurrency)
+    if warmup_concurrency:
+        warmup_argv[warmup_argv.index("-c") + 1] = str(warmup_concurrency)
     workers = [common.child(name, procfile_argv(name), env) for name in ("worker", "worker2")]
     workers.append(common.child("warmup", warmup_argv, env))
     relay_proc = common.relay(env)
@@ -139,32 +136,43 @@ def run(args) -> None:
         warm_s = time.monotonic() - t0  # includes the stream's drain: at most a few ms
         if warm.returncode != 0:
             raise RuntimeError(f"warm --all failed: {out[-2000:]}")
-        job = WarmupJob.objects.order_by("-id").first()
-        profiles = Profile.objects.count()
-        ratio = warm_s / floor_s
-        rows = [
-            (f"floor: {FLOOR_PROCESSES} processes, COPY out + packed HSET (no versions)", floor_n, f"{floor_s:.1f} s",
-             f"{floor_n / floor_s:,.0f}/s", "", ""),
-            (f"warm --all: job {job.pk} ({job.done} entries: {profiles} profiles, classes, fragments;"
-             f" {job.written} written, {job.refused} refused)", profiles, f"{warm_s:.1f} s",
-             f"{profiles / warm_s:,.0f}/s", f"{ratio:.2f}x", "yes" if ratio <= TARGET_RATIO else "NO"),
-            (f"invalidations meanwhile: {lag['sent']} changes at {lag['rate']:.0f}/s, lag p50 / p99 / max",
-             lag["n"], f"{lag['p50']:.1f} / {lag['p99']:.1f} / {lag['max']:.1f} ms", "", "",
-             "yes" if lag["p99"] <= STREAM_P99_MS else "NO"),
-            *((f"  hop {hop} p50 / p99 / max", h["n"], f"{h['p50']:.1f} / {h['p99']:.1f} / {h['max']:.1f} ms",
-               "", "", "") for hop, h in lag["hops"].items() if h["n"]),
-        ]
-        notes = [
-            f"targets (#11): warm --all within {TARGET_RATIO}x the floor measured in the same run; the stream's "
-            f"p99 lag within {STREAM_P99_MS:.0f} ms",
-            f"workers: the Procfile's `worker`, `worker2` ({' '.join(procfile_argv('worker')[3:])}) and `warmup`"
-            f" ({' '.join(warmup_argv[3:])}), one relay; warm --all submits a job and follows it (its wall time"
-            " from submit to done)",
-            "the floor writes the same hashes (fields and sizes) without versions, scripts or classes",
-            "other tests or benchmarks running at the start: " + ("; ".join(sorted(set(busy))) or "none"),
-        ]
-        common.write_report("warmup", "Warm-up benchmark", rows, ("measure", "n", "time", "rate", "vs floor",
-                                                                  "target met"), notes)
     finally:
         for proc in (relay_proc, *workers):
             common.stop(proc)
+    return {"floor_s": floor_s, "floor_n": floor_n, "warm_s": warm_s, "job": WarmupJob.objects.order_by("-id").first(),
+            "profiles": Profile.objects.count(), "lag": lag, "warmup_argv": warmup_argv}
+
+
+def run(args) -> None:
+    env = common.bench_env()
+    common.setup(env, args.profiles)
+    if not args.no_wait:
+        common.wait_quiet()
+    busy = common.busy()
+    m = measure(env, args.warmup_concurrency)
+    floor_s, floor_n, warm_s, job, profiles, lag = (m[k] for k in ("floor_s", "floor_n", "warm_s", "job", "profiles",
+                                                                   "lag"))
+    ratio = warm_s / floor_s
+    rows = [
+        (f"floor: {FLOOR_PROCESSES} processes, COPY out + packed HSET (no versions)", floor_n, f"{floor_s:.1f} s",
+         f"{floor_n / floor_s:,.0f}/s", "", ""),
+        (f"warm --all: job {job.pk} ({job.done} entries: {profiles} profiles, classes, fragments;"
+         f" {job.written} written, {job.refused} refused)", profiles, f"{warm_s:.1f} s",
+         f"{profiles / warm_s:,.0f}/s", f"{ratio:.2f}x", "yes" if ratio <= TARGET_RATIO else "NO"),
+        (f"invalidations meanwhile: {lag['sent']} changes at {lag['rate']:.0f}/s, lag p50 / p99 / max",
+         lag["n"], f"{lag['p50']:.1f} / {lag['p99']:.1f} / {lag['max']:.1f} ms", "", "",
+         "yes" if lag["p99"] <= STREAM_P99_MS else "NO"),
+        *((f"  hop {hop} p50 / p99 / max", h["n"], f"{h['p50']:.1f} / {h['p99']:.1f} / {h['max']:.1f} ms",
+           "", "", "") for hop, h in lag["hops"].items() if h["n"]),
+    ]
+    notes = [
+        f"targets (#11): warm --all within {TARGET_RATIO}x the floor measured in the same run; the stream's "
+        f"p99 lag within {STREAM_P99_MS:.0f} ms",
+        f"workers: the Procfile's `worker`, `worker2` ({' '.join(procfile_argv('worker')[3:])}) and `warmup`"
+        f" ({' '.join(m['warmup_argv'][3:])}), one relay; warm --all submits a job and follows it (its wall time"
+        " from submit to done)",
+        "the floor writes the same hashes (fields and sizes) without versions, scripts or classes",
+        "other tests or benchmarks running at the start: " + ("; ".join(sorted(set(busy))) or "none"),
+    ]
+    common.write_report("warmup", "Warm-up benchmark", rows, ("measure", "n", "time", "rate", "vs floor",
+                                                              "target met"), notes)

