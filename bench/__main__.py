@@ -8,7 +8,7 @@ from .scenarios import SCENARIOS
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    sub = parser.add_subparsers(dest="scenario", required=True)
+    sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("pipeline", help="invalidation lag, burst, fan-out, bytes per profile")
     p.add_argument("--profiles", type=int, default=1_000_000)
     p.add_argument("--rate", type=int, nargs="+", default=[200], help="changes per second for the lag runs")
@@ -44,23 +44,23 @@ def main(argv=None) -> int:
     r.add_argument("--profile", action="store_true", help="py-spy flamegraphs of a web process and a worker")
     r.add_argument("--profiles", type=int, help="the data set's size (default: 1M, or 100k with --quick)")
     args = parser.parse_args(argv)
-    if args.scenario == "run":
+    if args.command == "run":
         from . import run
 
         return run.run(args)
-    if args.scenario == "pipeline":
+    if args.command == "pipeline":
         from . import pipeline
 
         pipeline.run(args)
-    elif args.scenario == "warmup":
+    elif args.command == "warmup":
         from . import warmup
 
         warmup.run(args)
-    elif args.scenario == "api":
+    elif args.command == "api":
         from . import api
 
         api.run(args)
-    elif args.scenario == "verify":
+    elif args.command == "verify":
         from . import verify
 
         verify.run(args)

@@ -59,7 +59,9 @@ def targets(res: Results, full: bool) -> list[Target]:
     v = res.value
 
     def add(name, source, measured, ok):
-        out.append(Target(name, source, measured, verdict(ok)))
+        # A figure measured on less than the target's data or time is shown, not judged.
+        smaller = ok is None and measured and not measured.startswith("not measured")
+        out.append(Target(name, source, measured, "not claimed (smaller run)" if smaller else verdict(ok)))
 
     peers = [p for p in res.peers("api") if p not in NOT_PEERS and p in _PEER_NAMES]
     for endpoint in ("epg", "playback"):
@@ -137,7 +139,7 @@ def losses(res: Results) -> list[str]:
 
 
 def scenario_rows(res: Results, scenario: str) -> list[tuple]:
-    return [(r.peer, r.metric, spread(r), r.unit) for r in res.rows if r.scenario == scenario]
+    return [(r.peer, r.metric, spread(r)) for r in res.rows if r.scenario == scenario]
 
 
 def markdown(res: Results, *, title: str, full: bool, plots: list[str], command: str) -> list[str]:
@@ -156,7 +158,7 @@ def markdown(res: Results, *, title: str, full: bool, plots: list[str], command:
     for scenario in ("api", "freshness", "lag", "fanout", "warm", "memory"):
         srows = scenario_rows(res, scenario)
         if srows:
-            lines += [f"## {scenario}", "", *md_table(("peer", "metric", "value", "unit"), srows), ""]
+            lines += [f"## {scenario}", "", *md_table(("peer", "metric", "value"), srows), ""]
     if plots:
         lines += ["## Plots", "", *(f"![{p}]({p})" for p in plots), ""]
     if res.notes:

@@ -83,7 +83,7 @@ def fmt(value: float | None, unit: str) -> str:
         return f"{value:.2f} ms"
     if unit == "x":
         return f"{value:.2f}x"
-    return f"{value:g} {unit}".strip()
+    return f"{value:,.0f} {unit}" if float(value).is_integer() else f"{value:,.3g} {unit}"
 
 
 def spread(row: Row | None) -> str:
