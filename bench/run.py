@@ -90,6 +90,9 @@ def run(args) -> int:
     elif "fanout" in chosen:
         print("fanout", flush=True)
         pipeline.fanout(ctx)
+    if "verify" in chosen:
+        print("verify", flush=True)
+        pipeline.verify(ctx)
     if "warm" in chosen:  # last: it rewrites every entry
         print("warm", flush=True)
         pipeline.warm(ctx)

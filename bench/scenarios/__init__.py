@@ -1,5 +1,5 @@
 """The scenarios of `python -m bench run`: each takes the run's context and adds rows to its results."""
 
 # In the order a run takes them: the read load before the writes, the pipeline, then the
-# warm-up (which rewrites every entry) last.
-SCENARIOS = ("api", "freshness", "memory", "lag", "fanout", "warm")
+# verifier over what they all wrote, the warm-up (which rewrites every entry) last.
+SCENARIOS = ("api", "freshness", "memory", "lag", "fanout", "verify", "warm")

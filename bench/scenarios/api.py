@@ -108,6 +108,13 @@ def run(ctx: Context) -> None:
             print(f"  pass {p + 1}: {name:13} {label:17} {r.rps:>9,.0f} req/s  p50 {r.p50:7.2f}  p99 {r.p99:8.2f} ms"
                   + (f"  ({bad} errors)" if bad else ""), flush=True)
 
+    if "prewarm" in ctx.servers:  # #14: p99 at half of the maximum throughput
+        for label in ("playback", "epg"):
+            half = statistics.median(r.rps for r in got[("prewarm", label)]) / 2
+            r = wrkbench.at_rate(ctx.servers["prewarm"], reqs[label], plan.connections, half, plan.seconds)
+            res.add(Row("api", "prewarm", f"{label}_half_load_p99", r.p99, "ms"))
+            res.add(Row("api", "prewarm", f"{label}_half_load_rps", r.rps, "req/s"))
+            print(f"  half load: prewarm {label} {r.rps:,.0f} req/s  p99 {r.p99:.2f} ms", flush=True)
     for (name, label), rs in got.items():
         res.add(over_passes("api", name, f"{label}_rps", [r.rps for r in rs], "req/s"))
         res.add(over_passes("api", name, f"{label}_p50", [r.p50 for r in rs], "ms"))

@@ -65,6 +65,35 @@ def fanout(ctx: Context) -> None:
         workers.stop_pipeline(procs)
 
 
+def verify(ctx: Context) -> None:
+    """`cache_verify --all` after the other scenarios' writes: its time (SPEC §8) and the drift
+    it finds, which must be none. No beat runs here, so the time-driven rebuilds beat would
+    have queued since the warm-up are queued first, as its next scan would."""
+    from schedules.tasks import schedule_due
+
+    from ..verify import cache_verify, drift
+
+    procs = workers.start_pipeline(ctx)
+    try:
+        schedule_due()
+        pl.settle()
+        wall, cpu, report, _ = cache_verify(ctx.env)
+    finally:
+        workers.stop_pipeline(procs)
+    # Orphans (a class no viewer is in any more, after the lag runs moved viewers about) are
+    # garbage the rolling verification deletes, not a wrong answer: counted apart.
+    found = sum(got[kind] for got in report["families"].values() for kind in ("missing", "stale"))
+    orphans = sum(got["orphan"] for got in report["families"].values())
+    res = ctx.results
+    res.add(Row("verify", PEER, "cache_verify_all", wall, "s"))
+    res.add(Row("verify", PEER, "cache_verify_cpu", cpu, "s"))
+    res.add(Row("verify", PEER, "profiles_checked", report["families"]["profile"]["checked"], "profiles"))
+    res.add(Row("verify", PEER, "missing_or_stale", found, "entries"))
+    res.add(Row("verify", PEER, "orphans", orphans, "entries"))
+    res.notes.append(f"verify: cache_verify --all after the other scenarios: {drift(report)}")
+    print(f"  cache_verify --all: {wall:.1f} s, {drift(report)}", flush=True)
+
+
 def warm(ctx: Context) -> None:
     m = wu.measure(ctx.env)
     res = ctx.results
