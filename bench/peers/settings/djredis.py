@@ -1,0 +1,19 @@
+"""django-redis: the naive views' answers in Django's cache on django-redis 7, signals delete, 5-minute TTL."""
+from config.settings import *  # noqa: F403
+from config.settings import INSTALLED_APPS as _PRODUCT_APPS
+
+from . import LEAN_MIDDLEWARE, LEAN_URLCONF, peer_redis_url
+
+MIDDLEWARE = LEAN_MIDDLEWARE
+ROOT_URLCONF = LEAN_URLCONF
+INSTALLED_APPS = [*_PRODUCT_APPS, "bench.peers.apps.DjangoRedisPeerConfig"]
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": peer_redis_url("django-redis"),
+        "TIMEOUT": 300,
+        "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+    }
+}
+BENCH_PEER_VIEWS = "bench.peers.djredis"
+BENCH_PEER_JSON = "json"
