@@ -24,7 +24,8 @@ from . import PEERS, REDIS_DB, redis_scope
 REFERENCE = "naive"
 UNKNOWN_CHANNEL = "no-such-channel"
 FLOORS = ("/api/bench/floor-2k", "/api/bench/floor-epg", "/healthz")
-WRITERS = ("orm_save", "queryset_update", "raw_sql_django", "bulk_create")
+WRITERS = ("orm_save", "queryset_update", "raw_sql_django", "bulk_create", "psql_external")
+ROUTE_WRITERS = WRITERS[:4]  # POST /api/bench/write; psql_external is psql from outside Django
 TIMEOUT_S = 30
 FRESH_TIMEOUT_S = 15.0
 POLL_S = 0.05
@@ -94,6 +95,18 @@ def same_bytes(servers: Mapping[str, str], viewers: list[tuple[str, str, str]], 
 # -- freshness ---------------------------------------------------------------------------
 
 
+def psql_update(database_url: str, programme: int, title: str) -> None:
+    """The write no Django process sees: psql, as another service or an operator would."""
+    import subprocess
+
+    from tools import devstack
+
+    # Read from stdin, where psql interpolates :'title' as a quoted literal (-c would not).
+    subprocess.run([devstack.psql_binary(), database_url, "-v", "ON_ERROR_STOP=1", "-q", "-v", f"title={title}",
+                    "-v", f"id={int(programme)}"], input="UPDATE core_programme SET title = :'title' WHERE id = :id;\n",
+                   check=True, capture_output=True, text=True)
+
+
 def write(base: str, doc: dict) -> dict:
     status, body = fetch(base, "/api/bench/write", method="POST", body=orjson.dumps(doc))
     if status != 200:
@@ -144,13 +157,17 @@ def freshness(servers: Mapping[str, str], token: str, timeout: float = FRESH_TIM
             fetch(base, epg_path(None), token)
             title = f"Fresh {peer} {writer} {stamp}"
             pid, starts, _ = next(spare)
-            if writer == "bulk_create":
+            if writer == "psql_external":
+                psql_update(os.environ["DATABASE_URL"], pid, title)
+                doc = None
+            elif writer == "bulk_create":
                 doc = {"writer": writer, "channel": channel, "title": title,
                        "starts_at": (starts + timedelta(minutes=1)).isoformat(),
                        "ends_at": (starts + timedelta(minutes=2)).isoformat()}
             else:
                 doc = {"writer": writer, "programme": pid, "title": title}
-            write(base, doc)
+            if doc is not None:
+                write(base, doc)
             mine = seen_after(base, token, title, time.monotonic(), timeout)
             naive = seen_after(servers[REFERENCE], token, title, time.monotonic(), 0.0) is not None
             out[peer, writer] = (mine, naive)

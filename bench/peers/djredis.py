@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.http import HttpResponse
 
+from api.errors import error
 from api.http import JSON, VIEWER, endpoint
 from core import validation
 
@@ -67,8 +68,8 @@ def me_playback(request, token, channel_code):
             return naive.playback_answer(token.profile_id, channel_code)
         cache.set(key, decisions, CACHE_TTL_S)
     answer = decisions.get(channel_code)
-    if answer is None:
-        return naive.playback_answer(token.profile_id, channel_code)  # the 404, from Postgres
+    if answer is None:  # the decisions name every channel: junk codes never reach Postgres
+        return error(404, "channel_not_found", f"no channel {channel_code!r}")
     return _cached(answer[1], answer[0])
 
 

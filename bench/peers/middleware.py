@@ -69,7 +69,9 @@ class ColdFastPath(PeerFastPath):
     versioned write, a second read). With the in-process layer off (settings.prewarm_cold)
     nothing is served from memory either. Not a miss: the first request of a viewer whose
     profile entry was never built may find its class (built for another viewer of the class)
-    and the fragments in Redis, since the script learns the class from the profile entry.
+    and the fragments in Redis, since the script learns the class from the profile entry; nor
+    the day's fragments of a time zone added after the process started (today's date per zone
+    is computed here from the zones in use at the first request).
     """
 
     def __init__(self, get_response):

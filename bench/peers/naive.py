@@ -94,13 +94,13 @@ def _profile(profile_id: int) -> Profile:
     return qs.get(pk=profile_id)
 
 
-def _class(profile: Profile) -> EntitlementClass:
+def _class(profile: Profile, now: datetime) -> EntitlementClass:
     terms = [
         SubscriptionTerm(plan, starts_at, expires_at)
         for plan, starts_at, expires_at in Subscription.objects.filter(profile_id=profile.pk).values_list(
             "plan__code", "starts_at", "expires_at")
     ]
-    return EntitlementClass(profile.region.code, profile.isp.code, active_plans(terms, timezone.now()))
+    return EntitlementClass(profile.region.code, profile.isp.code, active_plans(terms, now))
 
 
 def _rules(licences: Iterable[Licence], region: str, channel_codes: dict[int, str]) -> list[LicenceRule]:
@@ -110,6 +110,17 @@ def _rules(licences: Iterable[Licence], region: str, channel_codes: dict[int, st
         for lic in licences
         if lic.channel_id in channel_codes
     ]
+
+
+def _lineup(profile: Profile) -> tuple[list[Channel], dict[str, str | None]]:
+    """Every channel (in guide order) and the viewer's decision for each at this moment."""
+    now = timezone.now()
+    cls = _class(profile, now)
+    channels = list(Channel.objects.prefetch_related("plans"))  # ordered by number
+    codes = {c.id: c.code for c in channels}
+    rules = _rules(Licence.objects.filter(region_id=profile.region_id).prefetch_related("isps"), cls.region, codes)
+    plans = {c.code: frozenset(p.code for p in c.plans.all()) for c in channels}
+    return channels, channel_decisions(cls, rules, plans, now)
 
 
 def _profile_or_error(profile_id: int) -> Profile | HttpResponse:
@@ -137,12 +148,7 @@ def epg_answer(request, profile_id: int) -> HttpResponse:
     day = requested_day(request, tz)  # the product's ?date= rules and messages, not a copy
     if not isinstance(day, str):
         return day
-    cls = _class(profile)
-    channels = list(Channel.objects.prefetch_related("plans"))  # ordered by number
-    codes = {c.id: c.code for c in channels}
-    rules = _rules(Licence.objects.filter(region_id=profile.region_id).prefetch_related("isps"), cls.region, codes)
-    decisions = channel_decisions(cls, rules, {c.code: frozenset(p.code for p in c.plans.all()) for c in channels},
-                                  timezone.now())
+    channels, decisions = _lineup(profile)
     allowed = [c for c in channels if decisions[c.code] is None]
     the_day = date.fromisoformat(day)
     start, end = local_day_bounds(the_day, tz)
@@ -164,11 +170,12 @@ def playback_answer(profile_id: int, channel_code: str) -> HttpResponse:
     channel = Channel.objects.prefetch_related("plans").filter(code=channel_code).first()
     if channel is None:
         return error(404, "channel_not_found", f"no channel {channel_code!r}")
-    cls = _class(profile)
+    now = timezone.now()
+    cls = _class(profile, now)
     rules = _rules(Licence.objects.filter(region_id=profile.region_id, channel_id=channel.id).prefetch_related("isps"),
                    cls.region, {channel.id: channel.code})
     reason = channel_decisions(cls, rules, {channel.code: frozenset(p.code for p in channel.plans.all())},
-                               timezone.now())[channel.code]
+                               now)[channel.code]
     status, doc = playback_doc(channel.code, reason)
     return _answer(status, dumps(doc))
 
@@ -180,12 +187,7 @@ def all_playback_answers(profile_id: int) -> dict[str, tuple[int, bytes]] | None
         profile = _profile(profile_id)
     except Profile.DoesNotExist:
         return None
-    cls = _class(profile)
-    channels = list(Channel.objects.prefetch_related("plans"))
-    codes = {c.id: c.code for c in channels}
-    rules = _rules(Licence.objects.filter(region_id=profile.region_id).prefetch_related("isps"), cls.region, codes)
-    decisions = channel_decisions(cls, rules, {c.code: frozenset(p.code for p in c.plans.all()) for c in channels},
-                                  timezone.now())
+    _, decisions = _lineup(profile)
     out = {}
     for code, reason in decisions.items():
         status, doc = playback_doc(code, reason)
