@@ -4,6 +4,7 @@ from __future__ import annotations
 import atexit
 import os
 import platform
+import secrets
 import statistics
 import subprocess
 import sys
@@ -17,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REPORTS = ROOT / "bench" / "reports"
 BENCH_DB = "prewarm_bench"
 BENCH_PREFIX = "bench"
+RUN_SECRET = "bench-" + secrets.token_urlsafe(24)
 
 
 def bench_env() -> dict[str, str]:
@@ -34,6 +36,8 @@ def bench_env() -> dict[str, str]:
     # Its own broker database, so a bench worker never takes a developer's or a test's tasks.
     broker = os.environ.get("BENCH_BROKER_URL") or redis_url.rsplit("/", 1)[0] + "/15"
     env = dict(os.environ)
+    # Production refuses the built-in secret: a bench run signs its tokens with one of its own.
+    env.setdefault("SECRET_KEY", RUN_SECRET)
     env.update(DATABASE_URL=url, REDIS_URL=redis_url, CELERY_BROKER_URL=broker,
                PREWARM_KEY_PREFIX=os.environ.get("BENCH_KEY_PREFIX", BENCH_PREFIX),
                PREWARM_DEV="1", PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="config.settings")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import platform
-import secrets
 import shlex
 import subprocess
 import sys
@@ -63,7 +62,6 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     command = "python -m bench run " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["run"] else sys.argv[1:])
     env = common.bench_env()
-    env.setdefault("SECRET_KEY", "bench-" + secrets.token_urlsafe(24))  # tokens and servers share it
     started = time.monotonic()
     common.setup(env, plan.profiles)
     ctx = Context(plan=plan, env=env, out=out, peers=names, scenarios=chosen, profile=args.profile)
