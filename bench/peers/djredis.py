@@ -12,17 +12,16 @@ from __future__ import annotations
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
-from django.http import HttpResponse
 
 from api.errors import error
-from api.http import JSON, VIEWER, endpoint
+from api.http import VIEWER, endpoint
 from core import validation
 
 from . import naive
 
 CACHE_TTL_S = 300
 TODAY = "today"  # the key's day when none is asked for: lives at most CACHE_TTL_S past midnight
-# The cache keys, one function per family (KEY_PREFIX and version are django-redis's).
+# Patterns of the two key families (django-redis adds its KEY_PREFIX and version).
 EPG_FAMILY = "epg:*"
 PLAYBACK_FAMILY = "playback:*"
 
@@ -35,13 +34,6 @@ def playback_key(profile_id: int) -> str:
     return f"playback:{profile_id}"
 
 
-def _cached(body: bytes, status: int = 200) -> HttpResponse:
-    response = HttpResponse(body, status=status, content_type=JSON, headers={"Cache-Control": naive.CACHE_CONTROL})
-    if status != 200:
-        response._has_been_logged = True
-    return response
-
-
 @endpoint("GET", auth=VIEWER, query=("date",))
 def me_epg(request, token):
     values = request.GET.getlist("date") if request.META.get("QUERY_STRING") else []
@@ -49,7 +41,7 @@ def me_epg(request, token):
     if key is not None:
         body = cache.get(key)
         if body is not None:
-            return _cached(body)
+            return naive.answer(200, body)
     response = naive.epg_answer(request, token.profile_id)
     if key is not None and response.status_code == 200:
         cache.set(key, response.content, CACHE_TTL_S)
@@ -70,7 +62,7 @@ def me_playback(request, token, channel_code):
     answer = decisions.get(channel_code)
     if answer is None:  # the decisions name every channel: junk codes never reach Postgres
         return error(404, "channel_not_found", f"no channel {channel_code!r}")
-    return _cached(answer[1], answer[0])
+    return naive.answer(*answer)
 
 
 # -- invalidation: receivers defer to after commit, as a team following the docs would ------

@@ -130,7 +130,8 @@ def _profile_or_error(profile_id: int) -> Profile | HttpResponse:
         return error(404, "profile_not_found", "this token's profile does not exist")
 
 
-def _answer(status: int, body: bytes) -> HttpResponse:
+def answer(status: int, body: bytes) -> HttpResponse:
+    """A viewer answer as the product sends it (JSON, private), built or cached bytes."""
     response = HttpResponse(body, status=status, content_type=JSON, headers={"Cache-Control": CACHE_CONTROL})
     if status != 200:
         response._has_been_logged = True  # a refusal is an answer, not an error (as the product)
@@ -158,7 +159,7 @@ def epg_answer(request, profile_id: int) -> HttpResponse:
         by_channel.setdefault(p.channel_id, []).append(
             programme_doc(p.starts_at, p.ends_at, p.title, p.synopsis, p.genre, p.age_rating, zone))
     doc = epg_doc(the_day, tz, ((c.id, c.code, c.name, c.number, by_channel.get(c.id, [])) for c in allowed))
-    return _answer(200, dumps(doc))
+    return answer(200, dumps(doc))
 
 
 def playback_answer(profile_id: int, channel_code: str) -> HttpResponse:
@@ -177,7 +178,7 @@ def playback_answer(profile_id: int, channel_code: str) -> HttpResponse:
     reason = channel_decisions(cls, rules, {channel.code: frozenset(p.code for p in channel.plans.all())},
                                now)[channel.code]
     status, doc = playback_doc(channel.code, reason)
-    return _answer(status, dumps(doc))
+    return answer(status, dumps(doc))
 
 
 def all_playback_answers(profile_id: int) -> dict[str, tuple[int, bytes]] | None:
