@@ -168,6 +168,26 @@ def wait_quiet() -> float:
     return time.monotonic() - t0
 
 
+def _cpu_times() -> tuple[int, int]:
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return fields[3] + fields[4], sum(fields)  # idle + iowait, total
+
+
+def wait_idle(threshold: float = 0.75, window: float = 0.3, limit: float = 5.0) -> float:
+    """Seconds waited until the machine's CPUs were idle for `threshold` of a `window`: a
+    server that was sent more work than it could do goes on after its load generator
+    stopped, and would be measured as part of the next cell."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        idle0, total0 = _cpu_times()
+        time.sleep(window)
+        idle1, total1 = _cpu_times()
+        if total1 > total0 and (idle1 - idle0) / (total1 - total0) >= threshold:
+            break
+    return time.monotonic() - t0
+
+
 def interpreter() -> str:
     """Which Python ran the benchmark, and how fast it is on pure Python (optimized builds ~2x)."""
     import timeit

@@ -23,14 +23,10 @@ from api.http import JSON, VIEWER, endpoint
 from core.builders import local_day_bounds
 from core.models import Channel, Licence, Profile, Programme, Subscription
 
+from .floor_wsgi import constant_json
+
 FLOOR_2K_BYTES = 2048
 DEFAULT_FLOOR_EPG_BYTES = 100_000
-
-
-def constant_json(size: int) -> bytes:
-    """A valid JSON document of exactly `size` bytes (at least 10)."""
-    size = max(size, 10)
-    return b'{"pad":"' + b"x" * (size - 10) + b'"}'
 
 
 FLOOR_2K = constant_json(FLOOR_2K_BYTES)

@@ -57,7 +57,10 @@ def server_env(peer: str, env: Mapping[str, str]) -> dict[str, str]:
 def redis_scope(peer: str, env: Mapping[str, str]) -> tuple[str, str | None]:
     """(redis url with the db the peer writes to, key prefix or None for the whole db): what the
     memory scenario weighs and what a flush of that peer clears. The naive peers write nothing:
-    their scope is an empty prefix of their own under the product's db."""
+    their scope is an empty prefix of their own under the product's db. The caching peers'
+    keys in their db also start with the bench prefix (PREWARM_KEY_PREFIX; django-redis and
+    cachalot: Django's KEY_PREFIX, cacheops: CACHEOPS_PREFIX), so two runs on different data
+    sharing the db never serve each other's bytes; their scope is still the whole db."""
     _check(peer)
     base = env.get("REDIS_URL") or DEFAULT_REDIS_URL
     prefix = env.get("PREWARM_KEY_PREFIX") or DEFAULT_PREFIX

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from . import PEERS, REDIS_DB, redis_scope
+from . import DEFAULT_PREFIX, PEERS, REDIS_DB, redis_scope
 
 REFERENCE = "naive"
 UNKNOWN_CHANNEL = "no-such-channel"
@@ -143,7 +143,11 @@ def freshness(servers: Mapping[str, str], token: str, timeout: float = FRESH_TIM
     """(peer, writer) -> (seconds from the write's answer until the end of the first guide
     request of that peer that showed the new title, or None after `timeout`; whether naive
     showed it right after). Each write goes through the peer's own server, after the peer
-    served the viewer's guide once (so a caching peer holds it)."""
+    served the viewer's guide once (so a caching peer holds it). The data is put back after."""
+    from django.db import connection
+
+    from core.models import Programme
+
     status, epg = fetch(servers[REFERENCE], epg_path(None), token)
     if status != 200:
         raise RuntimeError(f"no guide for the freshness viewer: {status}")
@@ -152,27 +156,39 @@ def freshness(servers: Mapping[str, str], token: str, timeout: float = FRESH_TIM
     stamp = datetime.now(UTC).strftime("%H%M%S")
     out = {}
     spare = iter(rows[len(rows) // 3:])  # programmes nobody wrote yet, one per write
-    for peer, base in servers.items():
-        for writer in writers:
-            fetch(base, epg_path(None), token)
-            title = f"Fresh {peer} {writer} {stamp}"
-            pid, starts, _ = next(spare)
-            if writer == "psql_external":
-                psql_update(os.environ["DATABASE_URL"], pid, title)
-                doc = None
-            elif writer == "bulk_create":
-                doc = {"writer": writer, "channel": channel, "title": title,
-                       "starts_at": (starts + timedelta(minutes=1)).isoformat(),
-                       "ends_at": (starts + timedelta(minutes=2)).isoformat()}
-            else:
-                doc = {"writer": writer, "programme": pid, "title": title}
-            if doc is not None:
-                write(base, doc)
-            mine = seen_after(base, token, title, time.monotonic(), timeout)
-            naive = seen_after(servers[REFERENCE], token, title, time.monotonic(), 0.0) is not None
-            out[peer, writer] = (mine, naive)
-            print(f"  {peer:13} {writer:16} {_secs(mine):>9}  (naive shows it: {'yes' if naive else 'NO'})",
-                  flush=True)
+    titles = dict(Programme.objects.filter(pk__in=[pid for pid, _, _ in rows]).values_list("id", "title"))
+    changed: list[int] = []
+    inserted: list[int] = []
+    try:
+        for peer, base in servers.items():
+            for writer in writers:
+                fetch(base, epg_path(None), token)
+                title = f"Fresh {peer} {writer} {stamp}"
+                pid, starts, ends = next(spare)
+                if writer == "bulk_create":
+                    # A minute inside today's guide, off the 5-minute grid: two programmes of a
+                    # channel starting together have no defined order (nor in the product).
+                    at = starts + (ends - starts) / 2 + timedelta(seconds=7)
+                    doc = {"writer": writer, "channel": channel, "title": title, "starts_at": at.isoformat(),
+                           "ends_at": (at + timedelta(minutes=1)).isoformat()}
+                    inserted.append(write(base, doc)["id"])
+                elif writer == "psql_external":
+                    psql_update(os.environ["DATABASE_URL"], pid, title)
+                    changed.append(pid)
+                else:
+                    write(base, {"writer": writer, "programme": pid, "title": title})
+                    changed.append(pid)
+                mine = seen_after(base, token, title, time.monotonic(), timeout)
+                naive = seen_after(servers[REFERENCE], token, title, time.monotonic(), 0.0) is not None
+                out[peer, writer] = (mine, naive)
+                print(f"  {peer:13} {writer:16} {_secs(mine):>9}  (naive shows it: {'yes' if naive else 'NO'})",
+                      flush=True)
+    finally:
+        with connection.cursor() as cur:  # the titles back and the new rows gone (triggers follow)
+            for pid in changed:
+                cur.execute("UPDATE core_programme SET title = %s WHERE id = %s", [titles[pid], pid])
+            if inserted:
+                cur.execute("DELETE FROM core_programme WHERE id = ANY(%s)", [inserted])
     return out
 
 
@@ -184,17 +200,16 @@ def _secs(s: float | None) -> str:
 
 
 def flush(peer: str, env: Mapping[str, str]) -> int:
-    """Clear what the peer wrote: its whole db (caching peers) or its prefix."""
+    """Clear what the peer wrote under this bench's key prefix: in a caching peer's own db only
+    the keys of this prefix (another run, on other data, may be using the db meanwhile)."""
     import redis
 
     url, prefix = redis_scope(peer, env)
-    r = redis.Redis.from_url(url)
     if prefix is None:
         if peer not in REDIS_DB:
             raise ValueError(f"refusing to flush the whole db of {peer}")
-        n = r.dbsize()
-        r.flushdb()
-        return n
+        prefix = env.get("PREWARM_KEY_PREFIX") or DEFAULT_PREFIX
+    r = redis.Redis.from_url(url)
     gone = 0
     for key in r.scan_iter(match=f"{prefix}:*", count=10_000):
         gone += r.unlink(key)

@@ -16,3 +16,10 @@ def peer_redis_url(peer: str) -> str:
     REDIS_URL's server with the peer's db."""
     return os.environ.get(PEER_REDIS_ENV) or redis_db_url(
         os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), REDIS_DB[peer])
+
+
+def cacheops_prefix(query) -> str:
+    """CACHEOPS_PREFIX of the cacheops peer: the bench's key prefix, on every key it writes."""
+    from django.conf import settings
+
+    return f"{settings.PREWARM_KEY_PREFIX}:"

@@ -12,6 +12,9 @@ INSTALLED_APPS = [*_PRODUCT_APPS, "cacheops"]
 CACHEOPS_REDIS = peer_redis_url("cacheops")
 CACHEOPS = {"core.*": {"ops": "all", "timeout": 60 * 60}}
 CACHEOPS_DEGRADE_ON_FAILURE = True
+# README, "Sharing redis instance": a prefix on every key, so runs on other data sharing the db
+# never read each other's cached querysets (cacheops keys them by SQL, not by database).
+CACHEOPS_PREFIX = "bench.peers.settings.cacheops_prefix"
 # README caveat 3: a select_related object's update does not invalidate; use prefetch_related.
 BENCH_PEER_PROFILE_RELATED = "prefetch"
 BENCH_PEER_JSON = "json"

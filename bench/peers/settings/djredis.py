@@ -1,6 +1,7 @@
 """django-redis: the naive views' answers in Django's cache on django-redis 7, signals delete, 5-minute TTL."""
 from config.settings import *  # noqa: F403
 from config.settings import INSTALLED_APPS as _PRODUCT_APPS
+from config.settings import PREWARM_KEY_PREFIX
 
 from . import LEAN_MIDDLEWARE, LEAN_URLCONF, peer_redis_url
 
@@ -12,6 +13,7 @@ CACHES = {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": peer_redis_url("django-redis"),
         "TIMEOUT": 300,
+        "KEY_PREFIX": PREWARM_KEY_PREFIX,  # runs on other data sharing the db never read each other's keys
         "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
     }
 }
