@@ -5,8 +5,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config import web
-
-DEV_SECRET_KEY = "prewarm-development-secret-do-not-use-in-production"
+from core.checks import DEV_SECRET_KEY
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -33,12 +32,15 @@ def env_float(name: str, default: float) -> float:
 
 
 DEBUG = env_bool("PREWARM_DEBUG", False)
-# Production is the default: only an explicit development flag allows the built-in secret.
+# Production is the default; development mode (PREWARM_DEV) allows the dev tooling's conveniences.
 DEV_MODE = env_bool("PREWARM_DEV", False)
-SECRET_KEY = os.environ.get("SECRET_KEY") or (DEV_SECRET_KEY if DEV_MODE or DEBUG else "")
-if not SECRET_KEY or (SECRET_KEY == DEV_SECRET_KEY and not (DEV_MODE or DEBUG)):
+# The built-in secret is public, so only DEBUG (a developer's own machine, never a server
+# others reach) may fall back to it: with PREWARM_DEV alone anyone could mint an ops token.
+# `make run`/`make test` (tools/devstack.py) and tests/settings.py generate a key instead.
+SECRET_KEY = os.environ.get("SECRET_KEY") or (DEV_SECRET_KEY if DEBUG else "")
+if not SECRET_KEY or (SECRET_KEY == DEV_SECRET_KEY and not DEBUG):
     raise ImproperlyConfigured(
-        "SECRET_KEY must be set in production (or set PREWARM_DEV=1 for local development)"
+        "SECRET_KEY must be set (the built-in development secret is accepted only with PREWARM_DEBUG=1)"
     )
 
 ALLOWED_HOSTS = [h for h in os.environ.get("PREWARM_ALLOWED_HOSTS", "*").split(",") if h]
