@@ -1,4 +1,6 @@
 """Django settings, read from the environment (12-factor) with safe development defaults."""
+import hashlib
+import hmac
 import os
 
 import dj_database_url
@@ -115,8 +117,17 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 
-# Token lifetime for `manage.py api_token` unless --ttl is given (seconds).
+# Token lifetime for `manage.py api_token` unless --ttl is given (seconds; an ops token's is
+# capped at a day, a viewer's at 30: api.tokens).
 PREWARM_TOKEN_TTL = env_int("PREWARM_TOKEN_TTL", 24 * 3600)
+# API tokens have their own signing key, so rotating it revokes every token and nothing else
+# (sessions keep SECRET_KEY); by default derived from SECRET_KEY under a salt of its own.
+PREWARM_TOKEN_KEY = os.environ.get("PREWARM_TOKEN_KEY") or hmac.new(
+    SECRET_KEY.encode(), b"prewarm.api.token-key", hashlib.sha256
+).hexdigest()
+# Tokens carry the generation they were issued under; one lower than this is refused, so
+# raising it revokes every token issued before (viewers' and ops') without a new key.
+PREWARM_TOKEN_GENERATION = env_int("PREWARM_TOKEN_GENERATION", 1)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -1,8 +1,10 @@
 """API views against real Postgres and Redis: answers, auth, conditional requests, bad input."""
+import re
 import time
 
 import orjson
 import pytest
+from django.core import signing
 from django.test import Client
 
 from api import tokens
@@ -293,6 +295,10 @@ def test_auth_failures_are_401_json(client, warm):
         "tampered profile": f"Bearer {other_pk}",
         "expired": f"Bearer {expired}",
         "odd bytes": "Bearer \x00\xff",
+        "huge": "Bearer " + "A" * 100_000,
+        "non-ASCII": f"Bearer {good}\u00e9",
+        "wrong separator": f"Bearer\t{good}",
+        "signed with SECRET_KEY": "Bearer " + signing.Signer(salt=tokens.SALT).sign(good.rpartition(":")[0]),
     }
     for name, header in cases.items():
         extra = {} if header is None else {"HTTP_AUTHORIZATION": header}
@@ -310,7 +316,7 @@ def test_expiry_is_checked_on_every_request(client, warm, monkeypatch):
     issued = time.time()
     short = tokens.issue(warm.fan.pk, ttl=60, now=issued)
     assert client.get("/api/v1/me/profile", HTTP_AUTHORIZATION=f"Bearer {short}").status_code == 200
-    assert f"Bearer {short}" in auth._memo  # the verified token is memoised ...
+    assert auth._memo.get(short) is not None  # the verified token is memoised ...
     monkeypatch.setattr(auth, "time", SimpleNamespace(time=lambda: issued + 60))
     expired = client.get("/api/v1/me/profile", HTTP_AUTHORIZATION=f"Bearer {short}")  # ... yet its expiry holds
     assert expired.status_code == 401 and "expired" in body(expired)["error"]["message"]
@@ -334,6 +340,28 @@ def test_token_command_prints_a_working_token(client, warm):
     call_command("api_token", str(warm.fan.pk), "--ttl", "60", stdout=out)
     token = tokens.verify(out.getvalue().strip())
     assert (token.profile_id, token.ops) == (warm.fan.pk, False)
+
+
+def test_token_command_caps_lifetimes_and_names_only_real_profiles(warm):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    def issue(*args):
+        out = StringIO()
+        call_command("api_token", *map(str, args), stdout=out)
+        return tokens.verify(out.getvalue().strip())
+
+    ops = issue(warm.fan.pk, "--ops")  # PREWARM_TOKEN_TTL (a day) is the ops cap too
+    assert ops.ops and ops.expires_at <= time.time() + tokens.MAX_TTL_OPS
+    assert issue(0, "--ops").profile_id == 0  # an ops token of no one in particular
+    for args, message in (
+        ((warm.fan.pk, "--ops", "--ttl", tokens.MAX_TTL_OPS + 1), "at most 86400 s for an ops token"),
+        ((warm.fan.pk, "--ttl", 10**11), "at most 2592000 s for a viewer token"),
+        ((999_999_999, "--ops"), "no profile with id 999999999 (an ops token names an existing profile"),
+    ):
+        with pytest.raises(CommandError, match=re.escape(message)):
+            issue(*args)
 
 
 # -- ops -----------------------------------------------------------------------------
