@@ -202,3 +202,6 @@ PREWARM_API_LOCAL_ENTRIES = env_int("PREWARM_API_LOCAL_ENTRIES", 100_000)
 PREWARM_API_LOCAL_MB = env_int("PREWARM_API_LOCAL_MB", 256)
 # Keep viewer profiles in that cache too (exact by tracking); off = one Redis read per request.
 PREWARM_API_LOCAL_PROFILES = env_bool("PREWARM_API_LOCAL_PROFILES", True)
+# /readyz and /metrics answers are kept this long per web process (anonymous callers must not
+# make every call open Postgres, Redis and broker connections): api.brief.
+PREWARM_PROBE_CACHE_SECONDS = env_float("PREWARM_PROBE_CACHE_SECONDS", 1.0)

@@ -16,3 +16,6 @@ TEST_KEY_PREFIX = os.environ["PREWARM_KEY_PREFIX"] = f"pwtest{os.getpid()}"
 from config.settings import *  # noqa: F403
 
 PREWARM_KEY_PREFIX = TEST_KEY_PREFIX
+# Tests read /readyz and /metrics right after changing what they report; the tests of the
+# probes' short cache set it themselves.
+PREWARM_PROBE_CACHE_SECONDS = 0.0

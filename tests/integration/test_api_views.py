@@ -503,8 +503,56 @@ def test_readyz_names_the_broker_when_it_is_down(client, warm, settings):
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
     settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{dead}/0"
-    ready = client.get("/readyz")
+    ready = client.get("/readyz", **warm.ops_auth)
     doc = body(ready)
     assert ready.status_code == 503 and doc["status"] == "degraded"
     assert doc["checks"]["broker"].startswith("down:") and doc["checks"]["postgres"] == doc["checks"]["redis"] == "ok"
     assert doc["error"] == {"code": "dependency_down", "message": "unreachable: broker"}
+
+
+def test_readyz_tells_anonymous_callers_only_what_is_down(client, warm, settings):
+    """Issue 13: the reasons name hosts, ports and roles; they need an ops token."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{dead}/0"
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert body(ready) == {
+        "status": "degraded", "checks": {"postgres": "ok", "redis": "ok", "broker": "down"}, "local_cache": "tracking",
+        "error": {"code": "dependency_down", "message": "unreachable: broker"},
+    }
+    assert str(dead) not in ready.content.decode()
+    assert str(dead) in body(client.get("/readyz", **warm.ops_auth))["checks"]["broker"]
+    viewer = client.get("/readyz", **warm.auth(warm.fan))
+    assert viewer.status_code == 403 and error_code(viewer) == "forbidden"
+    assert client.get("/readyz", HTTP_AUTHORIZATION="Bearer junk").status_code == 401
+
+
+def test_readyz_and_metrics_are_computed_once_a_moment_per_process(client, warm, settings, monkeypatch):
+    """Issue 13: each call opened Postgres, Redis and broker connections (~12 ms): ~160
+    anonymous calls/s filled the workers."""
+    from api import health, metrics
+
+    settings.PREWARM_PROBE_CACHE_SECONDS = 60
+    health._checks.clear()
+    metrics._body.clear()
+    calls = []
+    monkeypatch.setitem(health.CHECKS, "postgres", lambda: calls.append("postgres"))
+    real_families = metrics.declared_families
+    monkeypatch.setattr(metrics, "declared_families", lambda store: calls.append("metrics") or real_families(store))
+    try:
+        for _ in range(20):
+            assert client.get("/readyz").status_code == 200
+            assert client.get("/readyz", **warm.ops_auth).status_code == 200
+            assert b"prewarm_outbox_backlog" in client.get("/metrics").content
+        assert sorted(calls) == ["metrics", "postgres"]
+        settings.PREWARM_PROBE_CACHE_SECONDS = 0  # off: every call checks again
+        client.get("/readyz")
+        client.get("/metrics")
+        assert sorted(calls) == ["metrics", "metrics", "postgres", "postgres"]
+    finally:
+        health._checks.clear()
+        metrics._body.clear()
