@@ -45,7 +45,24 @@ if not SECRET_KEY or (SECRET_KEY == DEV_SECRET_KEY and not DEBUG):
         "SECRET_KEY must be set (the built-in development secret is accepted only with PREWARM_DEBUG=1)"
     )
 
-ALLOWED_HOSTS = [h for h in os.environ.get("PREWARM_ALLOWED_HOSTS", "*").split(",") if h]
+# Development answers to any Host; production only to those named (the loopback names by
+# default, for a health check from inside the container). The API's fast path checks it too.
+DEFAULT_HOSTS = "*" if DEV_MODE or DEBUG else "localhost,127.0.0.1,[::1]"
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("PREWARM_ALLOWED_HOSTS", DEFAULT_HOSTS).split(",") if h.strip()]
+
+# HTTPS, for a deployment behind TLS. Off by default so that a plain-HTTP stack (compose on
+# localhost) works; `check --deploy` names each one left off. Behind a proxy that ends TLS,
+# PREWARM_TRUST_X_FORWARDED_PROTO=1 lets its X-Forwarded-Proto say a request was HTTPS
+# (only when the proxy sets that header itself, whatever the client sent).
+SECURE_SSL_REDIRECT = env_bool("PREWARM_SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # liveness probes come over plain HTTP
+if env_bool("PREWARM_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env_int("PREWARM_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("PREWARM_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("PREWARM_HSTS_PRELOAD", False)
+# The admin's session and CSRF cookies only over HTTPS: on with the redirect unless said.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("PREWARM_SECURE_COOKIES", SECURE_SSL_REDIRECT)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -1,4 +1,5 @@
 """config.settings: no process starts without a real secret unless DEBUG; `check --deploy` flags the built-in one."""
+import json
 import os
 import subprocess
 import sys
@@ -65,3 +66,50 @@ def test_celery_accepts_json_only():
 
     assert settings.CELERY_ACCEPT_CONTENT == ["json"]
     assert settings.CELERY_TASK_SERIALIZER == settings.CELERY_RESULT_SERIALIZER == "json"
+
+
+PRODUCTION = {
+    "SECRET_KEY": "Kq3v-production-like-secret-of-more-than-fifty-characters-7d2e9",
+    "PREWARM_ALLOWED_HOSTS": "api.example.com",
+    "PREWARM_SECURE_SSL_REDIRECT": "1",
+    "PREWARM_TRUST_X_FORWARDED_PROTO": "1",
+    "PREWARM_HSTS_SECONDS": "31536000",
+    "PREWARM_HSTS_INCLUDE_SUBDOMAINS": "1",
+    "PREWARM_HSTS_PRELOAD": "1",
+}
+
+
+def settings_of(*names, **env):
+    code = "import json; from django.conf import settings as s; print(json.dumps([getattr(s, n) for n in %r]))"
+    out = subprocess.run(
+        [sys.executable, "-c", code % (names,)], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**BASE_ENV, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    out = manage_check("--deploy", "--fail-level", "WARNING", **PRODUCTION)
+    assert out.returncode == 0, out.stderr
+    assert "no issues" in out.stdout
+
+
+def test_production_names_its_hosts_development_answers_any():
+    secret = {"SECRET_KEY": PRODUCTION["SECRET_KEY"]}
+    assert settings_of("ALLOWED_HOSTS", **secret) == [["localhost", "127.0.0.1", "[::1]"]]
+    assert settings_of("ALLOWED_HOSTS", PREWARM_DEV="1", **secret) == [["*"]]
+    assert settings_of("ALLOWED_HOSTS", PREWARM_ALLOWED_HOSTS=" a.example , b.example,", **secret) == [
+        ["a.example", "b.example"]
+    ]
+    out = manage_check("--deploy", "--fail-level", "WARNING", **{**PRODUCTION, "PREWARM_ALLOWED_HOSTS": "*"})
+    assert out.returncode != 0 and "prewarm.W001" in out.stderr
+
+
+def test_https_settings_come_from_the_environment():
+    names = ("SECURE_SSL_REDIRECT", "SECURE_PROXY_SSL_HEADER", "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+             "SECURE_HSTS_PRELOAD", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE")
+    assert settings_of(*names, **PRODUCTION) == [True, ["HTTP_X_FORWARDED_PROTO", "https"], 31536000, True, True,
+                                                 True, True]
+    assert settings_of(*names, SECRET_KEY=PRODUCTION["SECRET_KEY"]) == [False, None, 0, False, False, False, False]
+    assert settings_of("SESSION_COOKIE_SECURE", **{**PRODUCTION, "PREWARM_SECURE_COOKIES": "0"}) == [False]
