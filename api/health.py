@@ -1,4 +1,9 @@
-"""Process and dependency health: /healthz (alive), /readyz (Postgres, Redis, broker)."""
+"""Process and dependency health: /healthz (alive), /readyz (Postgres, Redis, broker).
+
+/readyz is anonymous (load balancers probe it), so its checks are kept a moment per process
+(api.brief) and an anonymous caller learns only ok/down per dependency: the reasons name
+hosts, ports and roles, and need an ops token.
+"""
 from __future__ import annotations
 
 import orjson
@@ -8,6 +13,8 @@ from django.db import connection
 from django.http import HttpResponse
 
 from . import local_layer
+from .auth import authenticate
+from .brief import Brief
 from .connection import RedisConn, RedisDown, ReplyError
 from .http import JSON, endpoint
 
@@ -60,16 +67,23 @@ def healthz(request):
     return HttpResponse(b'{"status":"ok"}', content_type=JSON)
 
 
+_checks = Brief(run_checks)
+
+
 @endpoint("GET")
 def readyz(request):
-    checks = run_checks()
+    detail = "HTTP_AUTHORIZATION" in request.META
+    if detail:
+        token = authenticate(request, ops=True)
+        if isinstance(token, HttpResponse):
+            return token
+    checks = _checks.get()
     tracker = local_layer.get()
     down = [name for name, state in checks.items() if state != "ok"]
-    body = {
-        "status": "degraded" if down else "ready",
-        "checks": checks,
-        "local_cache": "tracking" if tracker.alive else f"off: {tracker.error}",
-    }
+    if not detail:
+        checks = {name: "down" if name in down else "ok" for name in checks}
+    local = "tracking" if tracker.alive else (f"off: {tracker.error}" if detail else "off")
+    body = {"status": "degraded" if down else "ready", "checks": checks, "local_cache": local}
     if down:
         body["error"] = {"code": "dependency_down", "message": f"unreachable: {', '.join(down)}"}
     response = HttpResponse(orjson.dumps(body), status=503 if down else 200, content_type=JSON)

@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from core import metrics
 from workers import queues
 
+from .brief import Brief
 from .http import endpoint
 
 log = logging.getLogger("prewarm.api.metrics")
@@ -219,8 +220,13 @@ def view_body() -> bytes:
     return generate_latest(registry)
 
 
+# A scrape reads Redis, Postgres and the broker: kept a moment (scrapers come every 15 s or
+# so; anonymous callers must not make each call cost that).
+_body = Brief(lambda: view_body())
+
+
 def metrics_response() -> HttpResponse:
-    return HttpResponse(view_body(), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(_body.get(), content_type=CONTENT_TYPE_LATEST)
 
 
 @endpoint("GET")

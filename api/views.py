@@ -1,6 +1,7 @@
 """Viewer routes: cached bytes out, no SQL and no JSON serialization on a warm hit."""
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -18,9 +19,13 @@ from .http import JSON, VIEWER, endpoint, etag_matches
 CACHE_CONTROL = "private"
 SOURCE_HEADER = "X-Prewarm-Source"  # "postgres" when Redis could not serve (degraded)
 
+log = logging.getLogger("prewarm.api")
+
 
 def _unavailable(exc: Exception) -> HttpResponse:
-    return error(503, "unavailable", f"cache and database are both unreachable: {exc}", Retry_After="1")
+    # The exception names hosts, ports and roles: the log gets it, the viewer does not.
+    log.warning("answering 503: %s", exc)
+    return error(503, "unavailable", "the service is temporarily unavailable; try again shortly", Retry_After="1")
 
 
 def _viewer(token):

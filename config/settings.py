@@ -1,12 +1,13 @@
 """Django settings, read from the environment (12-factor) with safe development defaults."""
+import hashlib
+import hmac
 import os
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config import web
-
-DEV_SECRET_KEY = "prewarm-development-secret-do-not-use-in-production"
+from core.checks import DEV_SECRET_KEY
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -33,15 +34,35 @@ def env_float(name: str, default: float) -> float:
 
 
 DEBUG = env_bool("PREWARM_DEBUG", False)
-# Production is the default: only an explicit development flag allows the built-in secret.
+# Production is the default; development mode (PREWARM_DEV) allows the dev tooling's conveniences.
 DEV_MODE = env_bool("PREWARM_DEV", False)
-SECRET_KEY = os.environ.get("SECRET_KEY") or (DEV_SECRET_KEY if DEV_MODE or DEBUG else "")
-if not SECRET_KEY or (SECRET_KEY == DEV_SECRET_KEY and not (DEV_MODE or DEBUG)):
+# The built-in secret is public, so only DEBUG (a developer's own machine, never a server
+# others reach) may fall back to it: with PREWARM_DEV alone anyone could mint an ops token.
+# `make run`/`make test` (tools/devstack.py) and tests/settings.py generate a key instead.
+SECRET_KEY = os.environ.get("SECRET_KEY") or (DEV_SECRET_KEY if DEBUG else "")
+if not SECRET_KEY or (SECRET_KEY == DEV_SECRET_KEY and not DEBUG):
     raise ImproperlyConfigured(
-        "SECRET_KEY must be set in production (or set PREWARM_DEV=1 for local development)"
+        "SECRET_KEY must be set (the built-in development secret is accepted only with PREWARM_DEBUG=1)"
     )
 
-ALLOWED_HOSTS = [h for h in os.environ.get("PREWARM_ALLOWED_HOSTS", "*").split(",") if h]
+# Development answers to any Host; production only to those named (the loopback names by
+# default, for a health check from inside the container). The API's fast path checks it too.
+DEFAULT_HOSTS = "*" if DEV_MODE or DEBUG else "localhost,127.0.0.1,[::1]"
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("PREWARM_ALLOWED_HOSTS", DEFAULT_HOSTS).split(",") if h.strip()]
+
+# HTTPS, for a deployment behind TLS. Off by default so that a plain-HTTP stack (compose on
+# localhost) works; `check --deploy` names each one left off. Behind a proxy that ends TLS,
+# PREWARM_TRUST_X_FORWARDED_PROTO=1 lets its X-Forwarded-Proto say a request was HTTPS
+# (only when the proxy sets that header itself, whatever the client sent).
+SECURE_SSL_REDIRECT = env_bool("PREWARM_SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # liveness probes come over plain HTTP
+if env_bool("PREWARM_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env_int("PREWARM_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("PREWARM_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("PREWARM_HSTS_PRELOAD", False)
+# The admin's session and CSRF cookies only over HTTPS: on with the redirect unless said.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("PREWARM_SECURE_COOKIES", SECURE_SSL_REDIRECT)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -113,8 +134,17 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 
-# Token lifetime for `manage.py api_token` unless --ttl is given (seconds).
+# Token lifetime for `manage.py api_token` unless --ttl is given (seconds; an ops token's is
+# capped at a day, a viewer's at 30: api.tokens).
 PREWARM_TOKEN_TTL = env_int("PREWARM_TOKEN_TTL", 24 * 3600)
+# API tokens have their own signing key, so rotating it revokes every token and nothing else
+# (sessions keep SECRET_KEY); by default derived from SECRET_KEY under a salt of its own.
+PREWARM_TOKEN_KEY = os.environ.get("PREWARM_TOKEN_KEY") or hmac.new(
+    SECRET_KEY.encode(), b"prewarm.api.token-key", hashlib.sha256
+).hexdigest()
+# Tokens carry the generation they were issued under; one lower than this is refused, so
+# raising it revokes every token issued before (viewers' and ops') without a new key.
+PREWARM_TOKEN_GENERATION = env_int("PREWARM_TOKEN_GENERATION", 1)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -189,3 +219,6 @@ PREWARM_API_LOCAL_ENTRIES = env_int("PREWARM_API_LOCAL_ENTRIES", 100_000)
 PREWARM_API_LOCAL_MB = env_int("PREWARM_API_LOCAL_MB", 256)
 # Keep viewer profiles in that cache too (exact by tracking); off = one Redis read per request.
 PREWARM_API_LOCAL_PROFILES = env_bool("PREWARM_API_LOCAL_PROFILES", True)
+# /readyz and /metrics answers are kept this long per web process (anonymous callers must not
+# make every call open Postgres, Redis and broker connections): api.brief.
+PREWARM_PROBE_CACHE_SECONDS = env_float("PREWARM_PROBE_CACHE_SECONDS", 1.0)

@@ -9,6 +9,6 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         from django.db.backends.signals import connection_created
 
-        from . import timestamps
+        from . import checks, timestamps  # noqa: F401  (importing checks registers them)
 
         connection_created.connect(timestamps.register, dispatch_uid="prewarm-timestamps")

@@ -353,15 +353,18 @@ class Stack:
             wait(server, port)
         os.environ.update(self.env)
         if not self.throwaway:
-            (self.state_dir / "env").write_text(
+            env_file = self.state_dir / "env"
+            env_file.touch(mode=0o600)  # it holds the stack's SECRET_KEY
+            env_file.chmod(0o600)
+            env_file.write_text(
                 "# `source` this to use the dev servers from another shell (manage.py, psql, celery).\n"
                 + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in self.shell_env().items())
             )
         log("ready: " + " ".join(f"{k}={v}" for k, v in self.env.items()))
 
     def shell_env(self) -> dict[str, str]:
-        """What a process needs to work like the ones `make run` starts: dev mode and the URLs."""
-        names = ("PREWARM_DEV", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "PREWARM_STATIC_ROOT")
+        """What a process needs to work like the ones `make run` starts: dev mode, its key, the URLs."""
+        names = ("PREWARM_DEV", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "PREWARM_STATIC_ROOT")
         return {name: os.environ[name] for name in names if os.environ.get(name)}
 
     def _use_running(self, holder: str) -> None:
@@ -595,7 +598,11 @@ def with_stack(throwaway: bool, body, *, share: bool = False, interactive: bool 
 
     share: use a running devstack's servers if there is one; interactive: see Supervisor.
     """
-    os.environ.setdefault("PREWARM_DEV", "1")  # settings refuse the dev secret without it
+    os.environ.setdefault("PREWARM_DEV", "1")
+    if not os.environ.get("SECRET_KEY"):
+        # The settings take the built-in secret only with DEBUG: each stack gets its own key,
+        # kept in the state directory so `make run`'s tokens outlive a restart.
+        os.environ["SECRET_KEY"] = secrets.token_urlsafe(48) if throwaway else _kept_secret("secret-key", 48)
     if not throwaway:
         # collectstatic writes here and the web process serves it; kept out of the tree.
         os.environ.setdefault("PREWARM_STATIC_ROOT", str(STATE_DIR / "static"))
@@ -745,15 +752,17 @@ def _wait_http(url: str, supervisor: Supervisor) -> bool:
 def _dev_login() -> tuple[str, str]:
     """The admin login `make run` sets up: PREWARM_DEV_ADMIN_PASSWORD, or a password made once
     and kept in the state directory (so a restart keeps it; nothing is hard-coded)."""
-    password = os.environ.get("PREWARM_DEV_ADMIN_PASSWORD")
-    if not password:
-        path = STATE_DIR / "admin-password"
-        if not path.exists():
-            STATE_DIR.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(12))
-            path.chmod(0o600)
-        password = path.read_text().strip()
-    return "admin", password
+    return "admin", os.environ.get("PREWARM_DEV_ADMIN_PASSWORD") or _kept_secret("admin-password", 12)
+
+
+def _kept_secret(name: str, nbytes: int) -> str:
+    """A random value made once and kept in the state directory (readable by its owner only)."""
+    path = STATE_DIR / name
+    if not path.exists():
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(nbytes))
+    return path.read_text().strip()
 
 
 def _print_banner(api: str, token: str, login: tuple[str, str] = ("", "")) -> None:

@@ -55,6 +55,7 @@ def test_api_token_prints_tokens_that_the_api_accepts(service_env, warm_world):
 
 
 def test_api_token_refuses_bad_input_in_one_line(service_env):
-    for args, message in ((["999999999"], "no profile with id 999999999"), (["1", "--ttl", "0"], "--ttl must be")):
+    for args, message in ((["999999999"], "no profile with id 999999999"), (["1", "--ttl", "0"], "--ttl must be"),
+                          (["0", "--ops", "--ttl", "31536000"], "--ttl is at most 86400 s")):
         out = manage(service_env, "api_token", *args, ok=False)
         assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr

@@ -203,7 +203,7 @@ def api_redis(server):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_postgres_down_warm_hits_still_served_misses_are_503(api_world):
+def test_postgres_down_warm_hits_still_served_misses_are_503(api_world, caplog):
     import socket
 
     from django.db import connection
@@ -221,6 +221,10 @@ def test_postgres_down_warm_hits_still_served_misses_are_503(api_world):
         assert get(PROFILE, w).status_code == 200  # no SQL on a warm hit
         cold = get(PROFILE, w, w.budget)
         assert cold.status_code == 503 and orjson.loads(cold.content)["error"]["code"] == "unavailable"
+        # The viewer learns nothing of the servers (host, port, role); the log has it all.
+        assert str(dead_port) not in cold.content.decode() and "127.0.0.1" not in cold.content.decode()
+        assert cold["Retry-After"] == "1"
+        assert any(str(dead_port) in r.getMessage() for r in caplog.records if r.name == "prewarm.api")
         ready = Client().get("/readyz")
         assert ready.status_code == 503
         assert orjson.loads(ready.content)["checks"]["postgres"].startswith("down")

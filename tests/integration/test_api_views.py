@@ -1,8 +1,10 @@
 """API views against real Postgres and Redis: answers, auth, conditional requests, bad input."""
+import re
 import time
 
 import orjson
 import pytest
+from django.core import signing
 from django.test import Client
 
 from api import tokens
@@ -293,6 +295,10 @@ def test_auth_failures_are_401_json(client, warm):
         "tampered profile": f"Bearer {other_pk}",
         "expired": f"Bearer {expired}",
         "odd bytes": "Bearer \x00\xff",
+        "huge": "Bearer " + "A" * 100_000,
+        "non-ASCII": f"Bearer {good}\u00e9",
+        "wrong separator": f"Bearer\t{good}",
+        "signed with SECRET_KEY": "Bearer " + signing.Signer(salt=tokens.SALT).sign(good.rpartition(":")[0]),
     }
     for name, header in cases.items():
         extra = {} if header is None else {"HTTP_AUTHORIZATION": header}
@@ -310,7 +316,7 @@ def test_expiry_is_checked_on_every_request(client, warm, monkeypatch):
     issued = time.time()
     short = tokens.issue(warm.fan.pk, ttl=60, now=issued)
     assert client.get("/api/v1/me/profile", HTTP_AUTHORIZATION=f"Bearer {short}").status_code == 200
-    assert f"Bearer {short}" in auth._memo  # the verified token is memoised ...
+    assert auth._memo.get(short) is not None  # the verified token is memoised ...
     monkeypatch.setattr(auth, "time", SimpleNamespace(time=lambda: issued + 60))
     expired = client.get("/api/v1/me/profile", HTTP_AUTHORIZATION=f"Bearer {short}")  # ... yet its expiry holds
     assert expired.status_code == 401 and "expired" in body(expired)["error"]["message"]
@@ -334,6 +340,28 @@ def test_token_command_prints_a_working_token(client, warm):
     call_command("api_token", str(warm.fan.pk), "--ttl", "60", stdout=out)
     token = tokens.verify(out.getvalue().strip())
     assert (token.profile_id, token.ops) == (warm.fan.pk, False)
+
+
+def test_token_command_caps_lifetimes_and_names_only_real_profiles(warm):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    def issue(*args):
+        out = StringIO()
+        call_command("api_token", *map(str, args), stdout=out)
+        return tokens.verify(out.getvalue().strip())
+
+    ops = issue(warm.fan.pk, "--ops")  # PREWARM_TOKEN_TTL (a day) is the ops cap too
+    assert ops.ops and ops.expires_at <= time.time() + tokens.MAX_TTL_OPS
+    assert issue(0, "--ops").profile_id == 0  # an ops token of no one in particular
+    for args, message in (
+        ((warm.fan.pk, "--ops", "--ttl", tokens.MAX_TTL_OPS + 1), "at most 86400 s for an ops token"),
+        ((warm.fan.pk, "--ttl", 10**11), "at most 2592000 s for a viewer token"),
+        ((999_999_999, "--ops"), "no profile with id 999999999 (an ops token names an existing profile"),
+    ):
+        with pytest.raises(CommandError, match=re.escape(message)):
+            issue(*args)
 
 
 # -- ops -----------------------------------------------------------------------------
@@ -475,8 +503,56 @@ def test_readyz_names_the_broker_when_it_is_down(client, warm, settings):
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
     settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{dead}/0"
-    ready = client.get("/readyz")
+    ready = client.get("/readyz", **warm.ops_auth)
     doc = body(ready)
     assert ready.status_code == 503 and doc["status"] == "degraded"
     assert doc["checks"]["broker"].startswith("down:") and doc["checks"]["postgres"] == doc["checks"]["redis"] == "ok"
     assert doc["error"] == {"code": "dependency_down", "message": "unreachable: broker"}
+
+
+def test_readyz_tells_anonymous_callers_only_what_is_down(client, warm, settings):
+    """Issue 13: the reasons name hosts, ports and roles; they need an ops token."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{dead}/0"
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert body(ready) == {
+        "status": "degraded", "checks": {"postgres": "ok", "redis": "ok", "broker": "down"}, "local_cache": "tracking",
+        "error": {"code": "dependency_down", "message": "unreachable: broker"},
+    }
+    assert str(dead) not in ready.content.decode()
+    assert str(dead) in body(client.get("/readyz", **warm.ops_auth))["checks"]["broker"]
+    viewer = client.get("/readyz", **warm.auth(warm.fan))
+    assert viewer.status_code == 403 and error_code(viewer) == "forbidden"
+    assert client.get("/readyz", HTTP_AUTHORIZATION="Bearer junk").status_code == 401
+
+
+def test_readyz_and_metrics_are_computed_once_a_moment_per_process(client, warm, settings, monkeypatch):
+    """Issue 13: each call opened Postgres, Redis and broker connections (~12 ms): ~160
+    anonymous calls/s filled the workers."""
+    from api import health, metrics
+
+    settings.PREWARM_PROBE_CACHE_SECONDS = 60
+    health._checks.clear()
+    metrics._body.clear()
+    calls = []
+    monkeypatch.setitem(health.CHECKS, "postgres", lambda: calls.append("postgres"))
+    real_families = metrics.declared_families
+    monkeypatch.setattr(metrics, "declared_families", lambda store: calls.append("metrics") or real_families(store))
+    try:
+        for _ in range(20):
+            assert client.get("/readyz").status_code == 200
+            assert client.get("/readyz", **warm.ops_auth).status_code == 200
+            assert b"prewarm_outbox_backlog" in client.get("/metrics").content
+        assert sorted(calls) == ["metrics", "postgres"]
+        settings.PREWARM_PROBE_CACHE_SECONDS = 0  # off: every call checks again
+        client.get("/readyz")
+        client.get("/metrics")
+        assert sorted(calls) == ["metrics", "metrics", "postgres", "postgres"]
+    finally:
+        health._checks.clear()
+        metrics._body.clear()

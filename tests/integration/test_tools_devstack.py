@@ -134,7 +134,7 @@ def test_manage_psql_and_the_env_file_use_the_servers_of_a_running_devstack(tmp_
     state = tmp_path / "state"
     env = devstack_env(PREWARM_DEVSTACK_DIR=str(state), PREWARM_PG_PORT=str(procs.free_port()),
                        PREWARM_VALKEY_PORT=str(procs.free_port()))
-    for name in ("PREWARM_DEV", "PREWARM_KEY_PREFIX", "DJANGO_SETTINGS_MODULE"):
+    for name in ("PREWARM_DEV", "SECRET_KEY", "PREWARM_KEY_PREFIX", "DJANGO_SETTINGS_MODULE"):
         env.pop(name, None)  # as a new user's shell
     services = subprocess.Popen([sys.executable, "-m", "tools.devstack", "services"], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
@@ -144,7 +144,8 @@ def test_manage_psql_and_the_env_file_use_the_servers_of_a_running_devstack(tmp_
             "from django.db import connection; from core.redis_conn import client;"
             " connection.ensure_connection(); client().ping(); print('both up')"
         )
-        # `source .devstack/env` is enough for manage.py: development mode and the right ports.
+        # `source .devstack/env` is enough for manage.py: development mode, the stack's key
+        # (the settings refuse the built-in one without DEBUG) and the right ports.
         sourced = subprocess.run(
             ["bash", "-c", f"source {state / 'env'} && exec {sys.executable} manage.py shell -c \"{check}\""],
             cwd=ROOT, env={"PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=WAIT,

@@ -17,8 +17,17 @@ PROCFILE = ROOT / "Procfile"
 DOCKERFILE = ROOT / "Dockerfile"
 
 APP_SERVICES = ("web", "worker", "worker2", "warmup", "beat", "relay")
-SHARED_ENV = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "SECRET_KEY", "PREWARM_KEY_PREFIX")
+SHARED_ENV = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "SECRET_KEY", "PREWARM_KEY_PREFIX",
+              "PREWARM_ALLOWED_HOSTS")
 REQUIRED_SECRET = re.compile(r"^\$\{SECRET_KEY:\?[^}]*\}$")
+# Every secret compose needs, each required from the environment (no default in the file).
+SECRETS = ("SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD", "BROKER_PASSWORD")
+COMPOSE_ENV = {name: f"compose-test-{name.lower()}" for name in SECRETS}
+
+
+def required(name: str) -> str:
+    """`${NAME:?...}`: Compose refuses to start without NAME, and the file holds no value."""
+    return r"\$\{" + name + r":\?[^}]*\}"
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +57,7 @@ def test_redis_is_a_bounded_lru_cache(services):
 
 def test_broker_is_not_the_evicting_cache(services):
     broker_url = services["worker"]["environment"]["CELERY_BROKER_URL"]
-    host = re.match(r"redis://([^:/]+)", broker_url).group(1)
+    host = re.match(r"redis://(?:[^@/]*@)?([^:/]+)", broker_url).group(1)
     assert host != "redis", "allkeys-lru on the cache would evict queued tasks"
     assert "allkeys-lru" not in command(services[host])
 
@@ -70,7 +79,30 @@ def test_app_services_share_one_definition(services):
         assert first["environment"].get(key), key
     assert first["environment"]["DATABASE_URL"].startswith("postgres://")
     assert first["environment"]["DATABASE_URL"].endswith("@postgres:5432/prewarm")
-    assert first["environment"]["REDIS_URL"].startswith("redis://redis:6379/")
+    assert re.fullmatch(r"redis://:.+@redis:6379/\d+", first["environment"]["REDIS_URL"])
+
+
+def test_no_password_is_written_in_the_file(services):
+    """Issue 13: the database password was `prewarm`, the cache and broker had none."""
+    env = services["web"]["environment"]
+    assert re.fullmatch(f"postgres://prewarm:{required('POSTGRES_PASSWORD')}@postgres:5432/prewarm",
+                        env["DATABASE_URL"])
+    assert re.fullmatch(required("POSTGRES_PASSWORD"), services["postgres"]["environment"]["POSTGRES_PASSWORD"])
+    for name, url, secret in (("redis", "REDIS_URL", "REDIS_PASSWORD"), ("broker", "CELERY_BROKER_URL",
+                                                                         "BROKER_PASSWORD")):
+        args = services[name]["command"]
+        assert re.fullmatch(required(secret), args[args.index("--requirepass") + 1]), name
+        assert re.fullmatch(f"redis://:{required(secret)}@{name}:6379/0", env[url]), name
+        # The health check's redis-cli authenticates through REDISCLI_AUTH, not a password on its line.
+        assert re.fullmatch(required(secret), services[name]["environment"]["REDISCLI_AUTH"]), name
+        assert secret not in " ".join(services[name]["healthcheck"]["test"]), name
+
+
+def test_allowed_hosts_are_named_never_any(services):
+    hosts = services["web"]["environment"]["PREWARM_ALLOWED_HOSTS"]
+    assert "*" not in hosts
+    assert hosts.split(",")[0] == "127.0.0.1"  # the web health check's own Host
+    assert "/healthz" in " ".join(services["web"]["healthcheck"]["test"])
 
 
 def procfile() -> dict[str, str]:
@@ -174,13 +206,15 @@ def run_compose_config(env):
 
 
 def test_docker_compose_validates_the_file():
-    env = {**os.environ, "SECRET_KEY": "compose-test-not-secret"}
+    env = {**{k: v for k, v in os.environ.items() if k not in SECRETS}, **COMPOSE_ENV}
     result = run_compose_config(env)
     assert result.returncode == 0, result.stderr
 
 
-def test_docker_compose_refuses_a_missing_secret():
-    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+@pytest.mark.parametrize("missing", SECRETS)
+def test_docker_compose_refuses_a_missing_secret(missing):
+    env = {**{k: v for k, v in os.environ.items() if k not in SECRETS}, **COMPOSE_ENV}
+    del env[missing]
     result = run_compose_config(env)
     assert result.returncode != 0
-    assert "SECRET_KEY" in result.stderr
+    assert missing in result.stderr

@@ -1,4 +1,5 @@
-"""config.settings: production refuses to start without a real secret; development mode allows the built-in one."""
+"""config.settings: no process starts without a real secret unless DEBUG; `check --deploy` flags the built-in one."""
+import json
 import os
 import subprocess
 import sys
@@ -11,29 +12,52 @@ from tests.waiting import ROOT
 BASE_ENV = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"), "PYTHONPATH": str(ROOT)}
 
 
-def manage_check(**env):
+def manage_check(*args, **env):
     return subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, env={**BASE_ENV, **env},
+        [sys.executable, "manage.py", "check", *args], cwd=ROOT, env={**BASE_ENV, **env},
         capture_output=True, text=True, timeout=120,
     )
 
 
-@pytest.mark.parametrize("env", [{}, {"SECRET_KEY": ""}, {"SECRET_KEY": DEV_SECRET_KEY}])
+REFUSED = "manage.py: SECRET_KEY must be set (the built-in development secret is accepted only with PREWARM_DEBUG=1)"
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {}, {"SECRET_KEY": ""}, {"SECRET_KEY": DEV_SECRET_KEY},
+        # Development mode alone is no licence for the public key: anyone could mint ops tokens.
+        {"PREWARM_DEV": "1"}, {"PREWARM_DEV": "1", "SECRET_KEY": DEV_SECRET_KEY},
+    ],
+)
 def test_production_refuses_to_start_without_a_real_secret(env):
     out = manage_check(**env)
     assert out.returncode != 0
-    assert out.stderr.strip().splitlines() == [
-        "manage.py: SECRET_KEY must be set in production (or set PREWARM_DEV=1 for local development)"
-    ]
+    assert out.stderr.strip().splitlines() == [REFUSED]
 
 
-def test_a_real_secret_or_development_mode_starts():
+def test_a_real_secret_or_debug_starts():
     assert manage_check(SECRET_KEY="a-real-secret-from-the-environment").returncode == 0
-    assert manage_check(PREWARM_DEV="1").returncode == 0
+    assert manage_check(PREWARM_DEV="1", SECRET_KEY="a-generated-development-key").returncode == 0
+    assert manage_check(PREWARM_DEBUG="1").returncode == 0
+
+
+def test_check_deploy_fails_on_the_built_in_secret():
+    out = manage_check("--deploy", "--fail-level", "ERROR", PREWARM_DEBUG="1")
+    assert out.returncode != 0
+    assert "prewarm.E001" in out.stderr and "built-in development secret" in out.stderr
+
+
+def test_the_built_in_secret_check_names_only_the_built_in_key(settings):
+    from core.checks import builtin_secret
+
+    assert builtin_secret() == []
+    settings.SECRET_KEY = DEV_SECRET_KEY
+    assert [e.id for e in builtin_secret()] == ["prewarm.E001"]
 
 
 def test_bad_integer_settings_say_which_variable():
-    out = manage_check(PREWARM_DEV="1", PREWARM_PREFETCH="four")
+    out = manage_check(SECRET_KEY="a-real-secret-from-the-environment", PREWARM_PREFETCH="four")
     assert out.returncode != 0 and "PREWARM_PREFETCH must be an integer" in out.stderr
 
 
@@ -42,3 +66,50 @@ def test_celery_accepts_json_only():
 
     assert settings.CELERY_ACCEPT_CONTENT == ["json"]
     assert settings.CELERY_TASK_SERIALIZER == settings.CELERY_RESULT_SERIALIZER == "json"
+
+
+PRODUCTION = {
+    "SECRET_KEY": "Kq3v-production-like-secret-of-more-than-fifty-characters-7d2e9",
+    "PREWARM_ALLOWED_HOSTS": "api.example.com",
+    "PREWARM_SECURE_SSL_REDIRECT": "1",
+    "PREWARM_TRUST_X_FORWARDED_PROTO": "1",
+    "PREWARM_HSTS_SECONDS": "31536000",
+    "PREWARM_HSTS_INCLUDE_SUBDOMAINS": "1",
+    "PREWARM_HSTS_PRELOAD": "1",
+}
+
+
+def settings_of(*names, **env):
+    code = "import json; from django.conf import settings as s; print(json.dumps([getattr(s, n) for n in %r]))"
+    out = subprocess.run(
+        [sys.executable, "-c", code % (names,)], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**BASE_ENV, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    out = manage_check("--deploy", "--fail-level", "WARNING", **PRODUCTION)
+    assert out.returncode == 0, out.stderr
+    assert "no issues" in out.stdout
+
+
+def test_production_names_its_hosts_development_answers_any():
+    secret = {"SECRET_KEY": PRODUCTION["SECRET_KEY"]}
+    assert settings_of("ALLOWED_HOSTS", **secret) == [["localhost", "127.0.0.1", "[::1]"]]
+    assert settings_of("ALLOWED_HOSTS", PREWARM_DEV="1", **secret) == [["*"]]
+    assert settings_of("ALLOWED_HOSTS", PREWARM_ALLOWED_HOSTS=" a.example , b.example,", **secret) == [
+        ["a.example", "b.example"]
+    ]
+    out = manage_check("--deploy", "--fail-level", "WARNING", **{**PRODUCTION, "PREWARM_ALLOWED_HOSTS": "*"})
+    assert out.returncode != 0 and "prewarm.W001" in out.stderr
+
+
+def test_https_settings_come_from_the_environment():
+    names = ("SECURE_SSL_REDIRECT", "SECURE_PROXY_SSL_HEADER", "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+             "SECURE_HSTS_PRELOAD", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE")
+    assert settings_of(*names, **PRODUCTION) == [True, ["HTTP_X_FORWARDED_PROTO", "https"], 31536000, True, True,
+                                                 True, True]
+    assert settings_of(*names, SECRET_KEY=PRODUCTION["SECRET_KEY"]) == [False, None, 0, False, False, False, False]
+    assert settings_of("SESSION_COOKIE_SECURE", **{**PRODUCTION, "PREWARM_SECURE_COOKIES": "0"}) == [False]
