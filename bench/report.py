@@ -154,7 +154,11 @@ def scenario_rows(res: Results, scenario: str) -> list[tuple]:
 def markdown(res: Results, *, title: str, full: bool, plots: list[str], command: str) -> list[str]:
     m = res.machine
     lines = [f"# {title}", "", f"`{command}` at {m.get('stamp', '')}: {m.get('cores')} cores, {m.get('interpreter')};"
-             f" load average before the run {m.get('loadavg')}; {m.get('profiles', 0):,} profiles.", ""]
+             f" load average before the run {m.get('loadavg')}, after {m.get('loadavg_after')};"
+             f" {m.get('profiles', 0):,} profiles; commit {m.get('commit')}.", ""]
+    if m.get("scenario_seconds"):
+        took = ", ".join(f"{k} {v:,.0f} s" for k, v in m["scenario_seconds"].items())
+        lines += [f"Took {m.get('seconds', 0) / 60:.1f} min: {took}.", ""]
     header, rows = main_table(res)
     if rows:
         lines += ["## Main table", "", *md_table(header, rows), "",

@@ -24,22 +24,9 @@ RESULTS = common.ROOT / "bench" / "results"
 def _flush_peers(env: dict[str, str], names: list[str]) -> None:
     """Start every caching peer empty: bytes cached by an earlier run (on other data) would be
     served as they are, and a TTL left over would skew freshness."""
-    import redis
-
-    from core.redis_conn import unlink_prefix
-
     for name in names:
-        if name == "prewarm":
-            continue
-        url, prefix = peers.redis_scope(name, env)
-        if prefix:
-            unlink_prefix(prefix)
-        else:
-            r = redis.Redis.from_url(url)
-            try:
-                r.flushdb()
-            finally:
-                r.close()
+        if name != "prewarm":
+            peers.clear_scope(*peers.redis_scope(name, env))
 
 
 def machine(plan, stamp: str, command: str) -> dict:
@@ -67,33 +54,30 @@ def run(args) -> int:
     ctx = Context(plan=plan, env=env, out=out, peers=names, scenarios=chosen, profile=args.profile)
     ctx.results.machine = machine(plan, stamp, command)
     _flush_peers(env, names)
+    took = ctx.results.machine.setdefault("scenario_seconds", {})
+
+    def timed(name: str, step) -> None:
+        print(name, flush=True)
+        t0 = time.monotonic()
+        step(ctx)
+        took[name] = round(time.monotonic() - t0, 1)
+
     if {"api", "freshness", "memory"} & set(chosen):
         try:
-            print("servers", flush=True)
-            api.start(ctx)
-            if "api" in chosen:
-                print("api", flush=True)
-                api.run(ctx)
-            if "memory" in chosen:  # before freshness, which writes
-                print("memory", flush=True)
-                memory.run(ctx)
-            if "freshness" in chosen:
-                print("freshness", flush=True)
-                freshness.run(ctx)
+            timed("servers", api.start)
+            for name, step in (("api", api.run), ("memory", memory.run), ("freshness", freshness.run)):
+                if name in chosen:  # memory before freshness, which writes
+                    timed(name, step)
         finally:
             servers.stop_all(ctx.servers.values())
     if "lag" in chosen:
-        print("lag" + (" and fanout" if "fanout" in chosen else ""), flush=True)
-        pipeline.lag(ctx)
+        timed("lag" + (" and fanout" if "fanout" in chosen else ""), pipeline.lag)
     elif "fanout" in chosen:
-        print("fanout", flush=True)
-        pipeline.fanout(ctx)
+        timed("fanout", pipeline.fanout)
     if "verify" in chosen:
-        print("verify", flush=True)
-        pipeline.verify(ctx)
+        timed("verify", pipeline.verify)
     if "warm" in chosen:  # last: it rewrites every entry
-        print("warm", flush=True)
-        pipeline.warm(ctx)
+        timed("warm", pipeline.warm)
     return write(ctx, time.monotonic() - started)
 
 

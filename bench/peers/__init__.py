@@ -65,9 +65,23 @@ def redis_scope(peer: str, env: Mapping[str, str]) -> tuple[str, str | None]:
     base = env.get("REDIS_URL") or DEFAULT_REDIS_URL
     prefix = env.get("PREWARM_KEY_PREFIX") or DEFAULT_PREFIX
     if peer in REDIS_DB:
-        return redis_db_url(base, REDIS_DB[peer]), None
+        return redis_db_url(base, REDIS_DB[peer]), prefix
     if peer == "prewarm":
         return base, prefix
     if peer == "prewarm-cold":  # idempotent: the cold server's own env gives the same scope
         return base, prefix if prefix.endswith(COLD_SUFFIX) else prefix + COLD_SUFFIX
     return base, f"{prefix}{peer.replace('-', '')}"  # naive, naive-orjson: nothing is ever written
+
+
+def clear_scope(url: str, prefix: str) -> int:
+    """Delete every key of a peer's scope (SCAN + UNLINK); how many went."""
+    import redis
+
+    r = redis.Redis.from_url(url)
+    gone = 0
+    try:
+        for key in r.scan_iter(match=f"{prefix}:*", count=10_000):
+            gone += r.unlink(key)
+    finally:
+        r.close()
+    return gone

@@ -49,9 +49,11 @@ def byte_check(ctx: Context) -> dict[str, list[str]]:
 
     vs = ctx.viewers[:CHECKED_VIEWERS]
     tz = Profile.objects.select_related("region").get(pk=vs[0].profile_id).region.timezone
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
-    days = [d.isoformat() for d in services.epg_days(tz, datetime.now(UTC))]
+    kept = services.epg_days(tz, datetime.now(UTC))
+    # No date (today), every kept day, and one past them (a 404 everywhere).
+    days = [None, *(d.isoformat() for d in kept), (kept[-1] + timedelta(days=3)).isoformat()]
     bases = {name: s.base for name, s in ctx.servers.items() if name in peers.PEERS}
     found = check.same_bytes(bases, [(v.token, v.allowed, v.refused) for v in vs], days)
     by_peer: dict[str, list[str]] = {name: [] for name in bases}

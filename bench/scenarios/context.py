@@ -20,7 +20,7 @@ class Plan:
     burst: int  # subscriptions changed by one UPDATE
 
 
-QUICK = Plan(profiles=100_000, viewers=200, seconds=3, passes=2, connections=32, fresh_timeout=15,
+QUICK = Plan(profiles=100_000, viewers=100, seconds=3, passes=2, connections=32, fresh_timeout=15,
              lag_seconds=15, lag_rates=(200,), burst=10_000)
 FULL = Plan(profiles=1_000_000, viewers=500, seconds=8, passes=3, connections=32, fresh_timeout=60,
             lag_seconds=60, lag_rates=(200, 2000), burst=100_000)

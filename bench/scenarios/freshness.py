@@ -57,18 +57,21 @@ def _targets(ctx: Context):
     return v, channel, start, end, programmes
 
 
-def _psql(env: dict[str, str], sql: str) -> None:
+def _psql_update(env: dict[str, str], programme: int, title: str) -> None:
+    """The write no Django process sees: psql, as another service or an operator would."""
     from tools import devstack
 
-    subprocess.run([devstack.psql_binary(), env["DATABASE_URL"], "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True,
-                   capture_output=True, text=True)
+    # From stdin, where psql quotes :'title' as a literal (-c would not interpolate it).
+    subprocess.run([devstack.psql_binary(), env["DATABASE_URL"], "-v", "ON_ERROR_STOP=1", "-q", "-v", f"title={title}",
+                    "-v", f"id={int(programme)}"], input="UPDATE core_programme SET title = :'title' WHERE id = :id;\n",
+                   check=True, capture_output=True, text=True)
 
 
 def _write(ctx: Context, peer: str, writer: str, programme: int, title: str, channel: int,
            starts_at: datetime) -> int:
     """Make one write for `peer`; returns the programme id written."""
     if writer == "psql_external":
-        _psql(ctx.env, f"UPDATE core_programme SET title = '{title}' WHERE id = {int(programme)}")
+        _psql_update(ctx.env, programme, title)
         return programme
     body = {"writer": writer, "programme": programme, "title": title}
     if writer == "bulk_create":
@@ -110,8 +113,9 @@ def run(ctx: Context) -> None:
 
     v, channel, start, end, programmes = _targets(ctx)
     mine = {peer: programmes[i] for i, peer in enumerate(ctx.peers)}
-    # bulk_create: a new one-minute programme per peer, inside the day, 7 minutes apart.
-    slots = {peer: start + timedelta(minutes=30 + 7 * i) for i, peer in enumerate(ctx.peers)}
+    # bulk_create: a new one-minute programme per peer, inside the day, 7 minutes apart and off
+    # the guide's 5-minute grid (two programmes of a channel starting together have no order).
+    slots = {peer: start + timedelta(minutes=30 + 7 * i, seconds=7) for i, peer in enumerate(ctx.peers)}
     inserted: list[int] = []
     timings: dict[str, dict[str, float | None]] = {}
     pipeline = workers.start_pipeline(ctx)  # Prewarm's invalidation workers and relay

@@ -54,7 +54,7 @@ def test_each_caching_peer_writes_to_its_own_redis_db():
         env = peers.server_env(peer, ENV)
         assert env["BENCH_PEER_REDIS_URL"] == f"redis://127.0.0.1:6379/{db}"
         assert env["PREWARM_KEY_PREFIX"] == "bench"
-        assert peers.redis_scope(peer, ENV) == (f"redis://127.0.0.1:6379/{db}", None)
+        assert peers.redis_scope(peer, ENV) == (f"redis://127.0.0.1:6379/{db}", "bench")
         assert env["DJANGO_SETTINGS_MODULE"].startswith("bench.peers.settings.")
 
 
