@@ -18,6 +18,13 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def throughput(res: Results, out: Path) -> Path | None:
     peers = [p for p in res.peers("api") if res.row("api", p, "epg_rps")]
     if not peers:
@@ -42,11 +49,7 @@ def throughput(res: Results, out: Path) -> Path | None:
     ax.set_ylabel("req/s (log; median of passes, min-max)")
     ax.set_title("Read throughput per peer")
     ax.legend()
-    fig.tight_layout()
-    path = out / "throughput.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / "throughput.png")
 
 
 def latency_cdfs(res: Results, out: Path) -> Path | None:
@@ -67,11 +70,7 @@ def latency_cdfs(res: Results, out: Path) -> Path | None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_ylabel("percentile")
-    fig.tight_layout()
-    path = out / "latency-cdf.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / "latency-cdf.png")
 
 
 def lag_histogram(res: Results, out: Path) -> Path | None:
@@ -88,11 +87,7 @@ def lag_histogram(res: Results, out: Path) -> Path | None:
     ax.set_ylabel("changes")
     ax.set_title("Prewarm invalidation lag")
     ax.legend()
-    fig.tight_layout()
-    path = out / "lag-histogram.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / "lag-histogram.png")
 
 
 def freshness_timeline(res: Results, out: Path, timeout: float) -> Path | None:
@@ -121,11 +116,7 @@ def freshness_timeline(res: Results, out: Path, timeout: float) -> Path | None:
     ax.set_xlabel(f"seconds from commit until the peer serves the new value (log; hatched: never within {timeout:g} s)")
     ax.set_title("Freshness after each kind of write")
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    path = out / "freshness.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / "freshness.png")
 
 
 def draw_all(res: Results, out: Path, fresh_timeout: float) -> list[Path]:
