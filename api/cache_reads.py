@@ -260,5 +260,8 @@ def _epg(cache: LocalCache, view: Viewer, day: str, local_key) -> EpgEntry | Non
         cache.abandon(ticket)
         if attempt == 0:
             MISSES["epg"] += 1
-            single_flight.run(keys.epg_day_key(cls.tz, day), lambda missing=missing: services.rebuild_epg(missing))
+            # Only the asked (zone, day): the single flight is per (zone, day), and building every
+            # kept window of the missing channels cost a cold guide (zones x days) builds.
+            single_flight.run(keys.epg_day_key(cls.tz, day), lambda missing=missing: services.rebuild_epg(
+                missing, days=[date.fromisoformat(day)], zones=[cls.tz]))
     return None

@@ -332,9 +332,10 @@ def rebuild_epg(
     now: datetime | None = None,
     not_before: datetime | None = None,
     days: Iterable[date] | None = None,
+    zones: Iterable[str] | None = None,
 ) -> Outcome:
     """Rewrite the EPG fragments of these channels for every kept (time zone, day), or only
-    the kept ones of `days`."""
+    the kept ones of `days` and `zones`."""
     ids = set(channel_ids)
     now = _clock(now, not_before)
     built = epoch_ms(now)
@@ -342,6 +343,9 @@ def rebuild_epg(
     if days is not None:
         wanted = set(days)
         windows = [(tz, day) for tz, day in windows if day in wanted]
+    if zones is not None:
+        wanted_zones = set(zones)
+        windows = [(tz, day) for tz, day in windows if tz in wanted_zones]
     if not windows:
         return Outcome(now=now)
     entries, present = epg_entries(ids, windows, now)

@@ -145,6 +145,15 @@ def test_single_flight_builds_a_cold_entry_once(api_world, redis_client, monkeyp
     assert redis_client.hget(keys.counters_key(), "rebuilds:profile") == b"1"
 
 
+def test_a_cold_guide_builds_the_asked_day_of_the_asked_zone_only(api_world, redis_client):
+    body = doc(get("/api/v1/me/epg", api_world))
+    zone, day = body["timezone"], body["date"]
+    asked = {keys.epg_fragment_key(zone, day, c["id"]).encode() for c in body["channels"]}
+    every_fragment = keys.epg_fragment_key("*", "*", 0)[:-1] + "*"
+    built = set(redis_client.scan_iter(match=every_fragment, count=1000))
+    assert asked and built == asked  # no other kept day, no other zone
+
+
 @pytest.fixture
 def api_on_throwaway_redis(throwaway_redis, settings, api_fresh):
     def point_at(url):
