@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -39,6 +40,9 @@ def machine(plan, stamp: str, command: str) -> dict:
 
 
 def run(args) -> int:
+    # A SIGTERM ends the run through its finally blocks and atexit, which stop every server
+    # and worker it started (the default action would leave them running).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     plan = QUICK if args.quick else FULL
     if args.profiles:
         plan = replace(plan, profiles=args.profiles)
