@@ -15,7 +15,7 @@ import redis
 
 from .. import peers
 from ..results import Row
-from .api import EPG, PLAYBACK, _prefill
+from .api import CACHING, EPG, PLAYBACK, _prefill
 from .context import Context
 
 SCAN_COUNT = 1000
@@ -76,7 +76,7 @@ def run(ctx: Context) -> None:
     # expired since the api scenario (django-redis keeps them 5 minutes) would weigh nothing.
     reqs = [(EPG, v.token) for v in ctx.viewers] + [(PLAYBACK + v.allowed, v.token) for v in ctx.viewers]
     for name in ctx.peers:
-        if name != "prewarm-cold":
+        if name in CACHING or name == "prewarm":  # the naive peers store nothing
             _prefill(ctx.servers[name], reqs)
     for name in ctx.peers:
         if name == "prewarm":
