@@ -138,6 +138,12 @@ def losses(res: Results) -> list[str]:
                 out.append(f"after {w}, {p} is fresh in {row.value:.3f} s, Prewarm in "
                            f"{'never' if mine is None else f'{mine:.3f} s'} (it asks Postgres on every read, or"
                            " its cache was invalidated in the writing process).")
+    for endpoint in ("epg", "playback"):  # Prewarm cold (a Redis restarted empty) against no cache at all
+        cold, naive = res.value("api", "prewarm-cold", f"{endpoint}_rps"), res.value("api", "naive", f"{endpoint}_rps")
+        if cold is not None and naive is not None and cold < naive:
+            out.append(f"cold (every read a miss), Prewarm serves {endpoint} at {cold:,.0f} req/s, below naive's"
+                       f" {naive:,.0f}: a miss builds, writes and reads the entry again, so until a warm-up"
+                       " ends a Redis restarted empty costs more than having no cache.")
     mine = res.value("memory", PRODUCT, "bytes_per_profile")
     for p in _PEER_NAMES:
         theirs = res.value("memory", p, "bytes_per_profile")

@@ -59,6 +59,8 @@ def test_the_report_says_where_prewarm_loses():
     assert "cachalot serves playback at 9,000 req/s against Prewarm's 6,000" in said
     assert "after orm_save, naive is fresh in 0.004 s, Prewarm in 0.012 s" in said
     assert "django-redis is fresh" not in said.replace("orm_save, django-redis", "")  # never != faster
+    res.add(Row("api", "prewarm-cold", "epg_rps", 15, "req/s"))
+    assert "cold (every read a miss), Prewarm serves epg at 15 req/s, below naive's 20" in " ".join(losses(res))
 
 
 def test_the_main_table_has_every_peer_and_never_for_a_peer_that_stayed_stale():
