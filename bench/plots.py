@@ -39,11 +39,12 @@ def throughput(res: Results, out: Path) -> Path | None:
                [max(0, (r.high or r.value or 0) - (r.value or 0)) for r in rows]]
         xs = [x + (i - 0.5) * width for x in range(len(peers))]
         ax.bar(xs, values, width, yerr=err, capsize=3, label=endpoint)
-    for name, metric, style in (("wsgi-2k", "floor_2k_rps", ":"), ("prewarm", "django_floor_2k_rps", "--")):
+    for name, metric, style, label in (("wsgi-2k", "floor_2k_rps", ":", "bare WSGI app, 2 KB constant"),
+                                       ("prewarm", "django_floor_2k_rps", "--", "Django view, 2 KB constant")):
         v = res.value("api", name, metric)
         if v:
             ax.axhline(v, linestyle=style, color="grey", linewidth=1)
-            ax.text(len(peers) - 0.5, v, f" {name} 2 KB constant", va="bottom", ha="right", fontsize=8)
+            ax.text(len(peers) - 0.5, v, label, va="bottom", ha="right", fontsize=8)
     ax.set_yscale("log")
     ax.set_xticks(range(len(peers)), peers, rotation=20)
     ax.set_ylabel("req/s (log; median of passes, min-max)")
