@@ -5,8 +5,8 @@ Pure: Results in, Markdown lines out (unit-tested)."""
 from __future__ import annotations
 
 from .results import Results, Target, fmt, ratio, spread, verdict
+from .scenarios import WRITERS
 
-WRITERS = ("orm_save", "queryset_update", "bulk_create", "raw_sql_django", "psql_external")
 PRODUCT = "prewarm"
 NOT_PEERS = {"prewarm", "prewarm-cold"}  # Prewarm itself, warm and cold
 

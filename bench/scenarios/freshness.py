@@ -21,10 +21,9 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from ..results import Row
-from . import workers
+from . import WRITERS, workers
 from .context import Context
 
-WRITERS = ("orm_save", "queryset_update", "bulk_create", "raw_sql_django", "psql_external")
 EPG = "/api/v1/me/epg"
 # The next peer writes once the previous one is fresh, or after this long (it goes on polling
 # meanwhile): a naive peer's first poll is a whole guide built (~0.1 s of CPU), which would

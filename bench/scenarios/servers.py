@@ -2,15 +2,14 @@
 process), and the constant-bytes floors, all with the Procfile's granian flags."""
 from __future__ import annotations
 
-import http.client
 from dataclasses import dataclass
 
 from config import web
 from tools import procs
 
 from .. import common, peers
+from ..peers import check
 
-TIMEOUT_S = 30
 FLOOR_WSGI = "bench.floor_wsgi:application"
 
 
@@ -24,18 +23,9 @@ class Server:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def request(self, method: str, path: str, token: str | None = None, body: bytes | None = None,
-                timeout: float = TIMEOUT_S) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        try:
-            conn.request(method, path, body=body, headers=headers)
-            r = conn.getresponse()
-            return r.status, r.read()
-        finally:
-            conn.close()
+    def request(self, method: str, path: str, token: str | None = None,
+                body: bytes | None = None) -> tuple[int, bytes]:
+        return check.fetch(self.base, path, token, method, body)
 
     def get(self, path: str, token: str | None = None) -> tuple[int, bytes]:
         return self.request("GET", path, token)
