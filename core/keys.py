@@ -81,6 +81,11 @@ def edges_scanned_key() -> str:
     return f"{prefix()}:edges:scanned"
 
 
+def filled_key() -> str:
+    """String: the id of the last full warm-up job; gone means the cache lost its data (ops.refill)."""
+    return f"{prefix()}:filled"
+
+
 def counters_key() -> str:
     """Hash: every declared counter (core.metrics), field `<name>:<label values>`."""
     return f"{prefix()}:metrics:counters"

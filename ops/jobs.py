@@ -20,13 +20,14 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+import redis
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from core import selectors, services
+from core import keys, redis_conn, selectors, services
 from workers.app import WARMUP_QUEUE, app
 from workers.tasks import TRANSIENT
 
@@ -125,7 +126,19 @@ def submit(scope: Scope, created_by: str = "", *, send: bool = True, event=None)
             return running, False
         raise
     job.refresh_from_db()
+    if scope.all:
+        mark_filled(job.pk)
     return job, True
+
+
+def mark_filled(job_id: int) -> None:
+    """Leave the mark a full warm-up leaves (ops.refill looks for it). Set when the job
+    starts, not when it ends: a Redis that restarts mid-job takes the mark with it, and
+    the next check starts another. Best effort: without it, that check starts the job again."""
+    try:
+        redis_conn.client().set(keys.filled_key(), job_id)
+    except redis.RedisError as exc:
+        log.warning("could not leave the full warm-up's mark (ops.refill will start another): %s", exc)
 
 
 def _active(scope: Scope) -> WarmupJob | None:

@@ -6,7 +6,7 @@ from celery import shared_task
 from workers.app import INVALIDATE_QUEUE, WARMUP_QUEUE
 from workers.tasks import RETRY
 
-from . import events, jobs
+from . import events, jobs, refill
 
 
 @shared_task(name=jobs.CHUNK_TASK, queue=WARMUP_QUEUE, **RETRY)
@@ -19,6 +19,12 @@ def warmup_chunk(chunk_id: int) -> str:
 def warmup_resume() -> int:
     """Send again what no live worker holds; a light query, so it does not wait behind chunks."""
     return jobs.resume()
+
+
+@shared_task(name="prewarm.refill_check", queue=INVALIDATE_QUEUE, **RETRY)
+def refill_check() -> int | None:
+    """Start a full warm-up when the cache Redis lost its data (ops.refill); a GET and an INFO."""
+    return refill.check()
 
 
 @shared_task(name=events.TASK, queue=INVALIDATE_QUEUE, **RETRY)

@@ -41,6 +41,13 @@ SCHEDULES = [
         "that lost its messages) and moves every queued or running warm-up job on.",
     ),
     Every(
+        "prewarm: refill a cache that lost its data",
+        "prewarm.refill_check",
+        SWEEP_SECONDS,
+        description="Starts a full warm-up when the mark the last one left in Redis is gone (a cache Redis "
+        "restarted without persistence, flushed, or failed over to an empty replica).",
+    ),
+    Every(
         "prewarm: EPG day rollover",
         "prewarm.epg_rollover",
         EPG_ROLLOVER_SECONDS,
