@@ -101,7 +101,7 @@ def purge_queues():
 class RedisServer:
     """A throw-away Redis-compatible server on a free port that a test may stop and restart."""
 
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, extra=()):
         import shutil
 
         candidates = [shutil.which("redis-server"), shutil.which("valkey-server")]
@@ -115,14 +115,14 @@ class RedisServer:
         if self.binary is None:
             pytest.skip("no redis-server or valkey-server binary to run a throw-away Redis")
         self.port = procs.free_port()
-        self.dir, self.proc = tmp_path, None
+        self.dir, self.proc, self.extra = tmp_path, None, list(extra)
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
     def start(self):
         import redis
 
         argv = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--dir", str(self.dir)]
+                "--dir", str(self.dir), *self.extra]
         self.proc = procs.spawn("redis", argv, self.dir / "redis.log", append=True)
         client = redis.Redis.from_url(self.url)
         self.proc.wait_until(lambda: _pings(client), 10, f"PONG on port {self.port}")
