@@ -7,12 +7,15 @@ import orjson
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test import Client
 
+from api import cluster, local_layer, metrics
 from core import keys, redis_conn, services, verify
 from core.builders import Entry
 from core.models import OutboxEvent, Profile
 from tests.rows import bulk_profiles
 from tests.sends import patch_send_task
+from tests.waiting import wait_for
 from workers import coalesce, events, relay, tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -159,3 +162,92 @@ def test_a_built_at_from_postgres_orders_same_version_writes_per_slot(on_cluster
     names = [keys.class_key(f"c{i}") for i in range(10)]
     assert all(store.write_many(((k, Entry(3, {"data": b"new"})) for k in names), 2000))
     assert not any(store.write_many(((k, Entry(3, {"data": b"old"})) for k in names), 1999))
+
+
+# -- the viewer API ----------------------------------------------------------------------------
+
+PROFILE = "/api/v1/me/profile"
+
+
+def api_get(path, world, profile):
+    return Client().get(path, **world.auth(profile))
+
+
+def doc(response):
+    assert response.status_code == 200, response.content
+    return orjson.loads(response.content)
+
+
+def test_viewer_reads_go_to_each_keys_node_and_the_local_layer_stays_exact_across_nodes(on_cluster, warm_world):
+    from core.models import Licence, Programme, Subscription
+
+    w = warm_world
+    viewers = (w.fan, w.budget, w.free)
+    for viewer in viewers:
+        doc(api_get(PROFILE, w, viewer))
+        doc(api_get("/api/v1/me/epg", w, viewer))
+    tracker = local_layer.get()
+    assert isinstance(tracker, cluster.ClusterTracker)
+    wait_for(lambda: len(tracker.nodes) == 3 and tracker.alive, 10, message="a tracker on every node")
+    r = redis_conn.client()
+    read = [keys.profile_key(v.pk) for v in viewers]
+    read += [keys.class_key(r.hget(k, "class").decode()) for k in read]
+    assert len(nodes_holding(r, read)) >= 2  # one viewer's entries live on several nodes
+
+    before = metrics.HITS["profile", "local"]
+    for viewer in viewers:
+        doc(api_get(PROFILE, w, viewer))
+    assert metrics.HITS["profile", "local"] - before == 3  # served in-process ...
+    for i in range(4):  # ... and each change, on whichever node, reaches the next request
+        plan = w.sports if i % 2 == 0 else w.premium
+        Subscription.objects.filter(profile__in=[w.fan, w.budget]).update(plan=plan)
+        services.rebuild_profiles([w.fan.pk, w.budget.pk])
+        for viewer in (w.fan, w.budget):
+            assert doc(api_get(PROFILE, w, viewer))["subscriptions"] == [plan.code]
+
+    assert api_get("/api/v1/me/playback/sport1", w, w.fan).status_code == 200
+    Licence.objects.filter(channel=w.sport1, region=w.eu).delete()
+    services.rebuild_regions([w.eu.pk])  # the class entries' nodes
+    denied = api_get("/api/v1/me/playback/sport1", w, w.fan)
+    assert denied.status_code == 403 and orjson.loads(denied.content)["error"]["code"] == "geo_blocked"
+
+    assert b"news show 0" in api_get("/api/v1/me/epg", w, w.fan).content
+    Programme.objects.filter(channel=w.news, title="news show 0").update(title="Breaking: renamed")
+    services.rebuild_epg([w.news.pk])  # the guide's node
+    body = api_get("/api/v1/me/epg", w, w.fan).content
+    assert b"Breaking: renamed" in body and b"news show 0" not in body
+
+
+def test_losing_one_nodes_invalidation_connection_clears_the_layer_until_it_is_back(
+    on_cluster, warm_world, monkeypatch
+):
+    from api.connection import RedisDown
+    from core.models import Subscription
+
+    w = warm_world
+    doc(api_get(PROFILE, w, w.fan))
+    tracker = local_layer.get()
+    wait_for(lambda: len(tracker.nodes) == 3 and tracker.alive, 10, message="a tracker on every node")
+    doc(api_get(PROFILE, w, w.fan))
+    assert len(tracker.cache) > 0
+    r = redis_conn.client()
+    node = r.get_node_from_key(keys.profile_key(w.fan.pk))
+    sub = tracker.nodes[cluster.node_url(on_cluster.url.replace("+cluster", ""), node.host, node.port)]
+    reconnect = sub._connect
+
+    def refuse():
+        raise RedisDown("test: invalidations unreachable")
+
+    monkeypatch.setattr(sub, "_connect", refuse)
+    r.get_redis_connection(node).client_kill_filter(_id=sub.client_id)
+    wait_for(lambda: (tracker.sync(), not sub.alive)[1], 5, message="loss seen")
+    assert len(tracker.cache) == 0 and not tracker.alive
+    for _ in range(3):
+        assert doc(api_get(PROFILE, w, w.fan))["id"] == w.fan.pk  # served from its node ...
+    assert len(tracker.cache) == 0  # ... never stored while that node reports nothing
+    monkeypatch.setattr(sub, "_connect", reconnect)
+    wait_for(lambda: tracker.alive, 10, message="tracking back")
+    doc(api_get(PROFILE, w, w.fan))
+    Subscription.objects.filter(profile=w.fan).delete()
+    services.rebuild_profiles([w.fan.pk])
+    assert doc(api_get(PROFILE, w, w.fan))["subscriptions"] == []
