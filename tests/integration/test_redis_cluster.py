@@ -251,3 +251,20 @@ def test_losing_one_nodes_invalidation_connection_clears_the_layer_until_it_is_b
     Subscription.objects.filter(profile=w.fan).delete()
     services.rebuild_profiles([w.fan.pk])
     assert doc(api_get(PROFILE, w, w.fan))["subscriptions"] == []
+
+
+def test_time_edges_queue_and_come_due_on_a_cluster(on_cluster, monkeypatch):
+    """An edge's id set, its expiry and the pending index go in one pipeline over several slots."""
+    from datetime import UTC, datetime, timedelta
+
+    from workers import edges
+
+    sent = []
+    patch_send_task(monkeypatch, lambda name, args, kwargs, **options: sent.append(args))
+    moment = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=30)
+    assert edges.queue(events.PROFILE, moment, [1, 2, 3]) == 1
+    assert edges.queue(events.PROFILE, moment, [2, 3, 4]) == 1  # only 4 is new
+    assert [args[1] for args in sent] == [[1, 2, 3], [4]]
+    assert edges.due(moment.timestamp()) == [(events.PROFILE, int(moment.timestamp()), [1, 2, 3, 4])]
+    edges.started(events.PROFILE, moment.timestamp(), [1, 2, 3, 4])
+    assert edges.due(moment.timestamp()) == []
