@@ -10,7 +10,7 @@ import threading
 
 from django.conf import settings
 
-from . import metrics
+from . import cluster, metrics
 from .local_cache import LocalCache
 from .tracking import Tracker
 
@@ -40,7 +40,10 @@ def _start() -> Tracker:
         entries = getattr(settings, "PREWARM_API_LOCAL_ENTRIES", 100_000)
         megabytes = getattr(settings, "PREWARM_API_LOCAL_MB", 256)
         cache = LocalCache(entries, megabytes * 1024 * 1024)
-        tracker = Tracker(settings.REDIS_URL, cache, on_tick=metrics.flush_quietly)
+        if settings.PREWARM_REDIS_CLUSTER:
+            tracker = cluster.ClusterTracker(cluster.slot_map(settings.REDIS_URL), cache, metrics.flush_quietly)
+        else:
+            tracker = Tracker(settings.REDIS_URL, cache, on_tick=metrics.flush_quietly)
         _state["tracker"] = tracker
         tracker.start(wait=START_WAIT)
         return tracker

@@ -13,7 +13,7 @@ import time
 
 from django.conf import settings
 
-from . import local_layer
+from . import cluster, local_layer
 from .connection import RedisConn, RedisDown, ReplyError
 
 # After a fault, skip Redis for this long (seconds) before trying again.
@@ -49,6 +49,7 @@ def _uncover(conn: RedisConn) -> None:
 def _forget_after_fork() -> None:
     global _local
     _local = threading.local()  # the parent's sockets are not ours to use
+    cluster.forget_conns()
     _breaker.update(until=0.0, error=None)  # nor its view of Redis: this process has not tried yet
 
 
@@ -73,6 +74,9 @@ def reset() -> None:
     if conn is not None:
         _drop(conn)
         _local.conn = None
+    for conn in cluster.thread_conns():
+        _drop(conn)
+    cluster.forget_conns()
 
 
 def call(commands: list[tuple], *, tracked: bool) -> tuple[list, bool]:
@@ -84,12 +88,41 @@ def call(commands: list[tuple], *, tracked: bool) -> tuple[list, bool]:
     """
     if _breaker["until"] > time.monotonic():
         raise RedisDown(_breaker["error"] or "Redis is down")
-    conn = _conn()
+    if settings.PREWARM_REDIS_CLUSTER:
+        return _call_cluster(commands, tracked)
+    return _call(_conn(), commands, tracked)
+
+
+def _call_cluster(commands: list[tuple], tracked: bool) -> tuple[list, bool]:
+    """call() on a Redis Cluster: on the connection to the node that owns the commands' slot
+    (they name one), asked again once where a MOVED or ASK reply points."""
+    slots = cluster.slot_map(settings.REDIS_URL)
+    for attempt in (1, 2):
+        try:
+            conn = cluster.conn_for(slots, commands)
+        except RedisDown as exc:  # no node told us the map
+            trip(str(exc))
+            raise
+        try:
+            replies, covered = _call(conn, commands, tracked)
+        except RedisDown:
+            slots.owner = []  # a node failed over or left: read the map again next time
+            raise
+        if attempt == 1 and cluster.moved(replies):
+            slots.refresh()
+            continue
+        return replies, covered
+    return replies, covered
+
+
+def _call(conn: RedisConn, commands: list[tuple], tracked: bool) -> tuple[list, bool]:
     if conn.peer_closed:
         # The server closed it while idle (the tracker saw the FIN and has cleared the
         # cache): a new connection before this read, nothing was lost to retry.
         conn.close()
     tracker = local_layer.get() if tracked else None
+    if tracker is not None and settings.PREWARM_REDIS_CLUSTER:
+        tracker = tracker.towards(conn)  # tracking reports to a client on the same node
     prefix: list[tuple] = []
     epoch = None
     if tracker is not None and tracker.alive:

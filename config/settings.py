@@ -112,11 +112,32 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:543
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+def redis_cache_url(url: str, cluster: bool) -> tuple[str, bool]:
+    """(a plain redis:// URL of one node, whether the cache is a Redis Cluster). A cluster is
+    named by `redis+cluster://` (`rediss+cluster://`) or PREWARM_REDIS_CLUSTER=1; any node of
+    it will do, the clients find the others. A cluster has database 0 only."""
+    scheme, sep, rest = url.partition("://")
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        url, cluster = scheme.partition("+")[0] + sep + rest, True
+    if cluster:
+        _, _, path = url.partition("://")[2].partition("/")
+        if path.split("?")[0] not in ("", "0"):
+            raise ImproperlyConfigured(f"REDIS_URL: a Redis Cluster has database 0 only, got /{path}")
+    return url, cluster
+
+
+REDIS_URL, PREWARM_REDIS_CLUSTER = redis_cache_url(
+    os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), env_bool("PREWARM_REDIS_CLUSTER", False)
+)
 # Every cache key starts with this prefix; the schema version in core.keys follows it.
 PREWARM_KEY_PREFIX = os.environ.get("PREWARM_KEY_PREFIX", "pw")
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL
+if PREWARM_REDIS_CLUSTER and not os.environ.get("CELERY_BROKER_URL"):
+    # kombu's Redis transport speaks to one server: a cluster node would answer MOVED for
+    # the queues' keys. The broker is a server of its own (RabbitMQ, or a plain Redis).
+    raise ImproperlyConfigured("with a Redis Cluster cache, set CELERY_BROKER_URL (amqp:// or a plain redis://)")
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

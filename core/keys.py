@@ -49,20 +49,25 @@ def epg_day_key(tz: str, day: str) -> str:
     return f"{prefix()}:epg:{{{tz}|{day}}}"
 
 
+# The coalescing keys share one hash tag: workers.coalesce's claim and settle scripts touch a
+# `dirty:` hash and the tickets together, so on a Redis Cluster they must live in one slot.
+COALESCING_TAG = "{coalesce}"
+
+
 def dirty_key(kind: str) -> str:
     """Hash id -> marker: claimed, queued or running rebuilds of entries (workers.coalesce)."""
-    return f"{prefix()}:dirty:{kind}"
+    return f"{prefix()}:dirty:{COALESCING_TAG}:{kind}"
 
 
 def inflight_key() -> str:
     """Sorted set: tickets of rebuild tasks published and not started, scored by publish
     time in ms (workers.coalesce: producers hold back while enough wait)."""
-    return f"{prefix()}:inflight"
+    return f"{prefix()}:inflight:{COALESCING_TAG}"
 
 
 def bell_key() -> str:
     """List: rung by each task run that starts, to wake a relay holding rows back."""
-    return f"{prefix()}:inflight:bell"
+    return f"{prefix()}:inflight:{COALESCING_TAG}:bell"
 
 
 def edge_key(kind: str, at: int) -> str:

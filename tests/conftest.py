@@ -151,6 +151,38 @@ def throwaway_redis(tmp_path):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory):
+    """A real 3-master Redis Cluster on loopback for the session (tests/redis_cluster.py)."""
+    from tests.redis_cluster import LocalCluster
+
+    cluster = LocalCluster(tmp_path_factory.mktemp("redis-cluster"))
+    if not cluster.available:
+        pytest.skip("no redis-server and redis-cli to start a Redis Cluster")
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def on_cluster(redis_cluster, settings):
+    """The cache is `redis_cluster` for this test (emptied first): every client made afresh."""
+    from api import auth, local_layer, redis_reads
+    from core import redis_conn
+
+    def reset():
+        redis_conn.reset()
+        local_layer.reset()
+        redis_reads.reset()
+        auth._memo.clear()
+
+    redis_cluster.flush()
+    settings.REDIS_URL, settings.PREWARM_REDIS_CLUSTER = redis_cluster.url.replace("+cluster", ""), True
+    reset()
+    yield redis_cluster
+    reset()
+
+
 # --- API fixtures ---------------------------------------------------------------------
 
 

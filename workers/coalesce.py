@@ -246,7 +246,8 @@ def _finish(kind: str, ids: list[int], run: str, mode: str, pipe=None) -> None:
     # this short script is compiled once by Redis and cached by its hash anyway.
     if ids:
         target = pipe if pipe is not None else client()
-        target.eval(_FINISH, 1, keys.dirty_key(kind), run, mode, *ids)
+        # execute_command: redis-py's cluster pipeline has no eval(), and routes this by its key.
+        target.execute_command("EVAL", _FINISH, 1, keys.dirty_key(kind), run, mode, *ids)
 
 
 def done(kind: str, ids: Iterable[int], run: str, pipe=None) -> None:
