@@ -113,3 +113,14 @@ def test_https_settings_come_from_the_environment():
                                                  True, True]
     assert settings_of(*names, SECRET_KEY=PRODUCTION["SECRET_KEY"]) == [False, None, 0, False, False, False, False]
     assert settings_of("SESSION_COOKIE_SECURE", **{**PRODUCTION, "PREWARM_SECURE_COOKIES": "0"}) == [False]
+
+
+@pytest.mark.parametrize("prefix", ["pw*", "pw:x", "{pw}", "p w", "pwé", "", "-pw", "x" * 65])
+def test_a_key_prefix_outside_the_key_grammar_stops_the_process(prefix):
+    """A '*' in it would make the verifier's SCAN and seed_demo --reset's UNLINK reach other
+    applications' keys; a brace would put every key in one Redis Cluster slot."""
+    out = manage_check(SECRET_KEY="a-real-secret-from-the-environment", PREWARM_KEY_PREFIX=prefix)
+    if prefix == "":
+        assert out.returncode == 0  # unset: the default
+    else:
+        assert out.returncode != 0 and "PREWARM_KEY_PREFIX must be" in out.stderr, out.stderr
