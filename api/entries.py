@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from core.entitlement import GEO_BLOCKED, ISP_RESTRICTED, NOT_SUBSCRIBED
 # A value that can sit between JSON quotes as is: printable ASCII without " or \.
 _PLAIN = re.compile(rb"[\x20\x21\x23-\x5b\x5d-\x7e]*")
 _DIGITS = re.compile(rb"[0-9]{1,19}")
+_CLASS_ID = re.compile(rb"[0-9a-f]{16}")
 
 REASON_MESSAGES = {
     GEO_BLOCKED: "this channel is not licensed in your region",
@@ -52,6 +54,16 @@ def _valid_until(fields: Mapping[bytes, bytes]) -> tuple[float, bytes]:
     if not _DIGITS.fullmatch(raw):
         raise BadEntry(f"valid_until is not a number: {raw!r}")
     return float(raw), raw
+
+
+def _is_zone(tz: object) -> bool:
+    if not isinstance(tz, str) or not keys.is_zone_part(tz):
+        return False
+    try:
+        zoneinfo.ZoneInfo(tz)  # cached by zoneinfo: a dict lookup after the first
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +106,10 @@ def parse_profile(profile_id: int, fields: Mapping[bytes, bytes]) -> ProfileEntr
         ]
     )
     tail = b"".join([b',"version":', version, b',"built_at":', built_at, b',"valid_until":', valid_raw, b"}"])
-    cid = class_id.decode("ascii", "replace")
+    if not _CLASS_ID.fullmatch(class_id):
+        # It names the class key read next: only what core.entitlement makes may.
+        raise BadEntry(f"class is not a class id: {class_id[:80]!r}")
+    cid = class_id.decode()
     return ProfileEntry(
         profile_id, False, head, tail, f"p{version.decode()}.{built_at.decode()}", cid, keys.class_key(cid),
         region.decode("utf-8", "replace"), tz.decode("utf-8", "replace"), valid_until,
@@ -131,6 +146,12 @@ def parse_class(fields: Mapping[bytes, bytes]) -> ClassEntry | None:
         region, tz = data["region"], data["tz"]
     except (KeyError, TypeError, orjson.JSONDecodeError) as exc:
         raise BadEntry(f"class entry malformed: {exc}") from None
+    # Its channel ids and zone name the EPG keys read next, and the zone picks the guide's day.
+    if not (isinstance(allowed, list) and all(isinstance(c, str) for c in allowed)
+            and isinstance(allowed_ids, list) and all(type(i) is int and 0 < i < 2**63 for i in allowed_ids)
+            and isinstance(denied, dict) and all(isinstance(r, str) for r in denied.values())
+            and isinstance(region, str) and _is_zone(tz)):
+        raise BadEntry("class entry malformed: a field has the wrong type or the zone is unknown")
     valid_until, _ = _valid_until(fields)
     decisions = {code: playback_body(code, None) for code in allowed}
     decisions.update({code: playback_body(code, reason) for code, reason in denied.items()})

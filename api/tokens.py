@@ -18,6 +18,9 @@ MAX_TTL_VIEWER = 30 * 24 * 3600
 # A token is ~90 characters; anything much longer is refused before any work is done on it.
 MAX_TOKEN_LENGTH = 200
 MAX_HEADER_LENGTH = MAX_TOKEN_LENGTH + 20
+# Profile ids are Postgres bigints; the payload's 19 digits reach past them, and an id there
+# names no profile (its key and its query would fail: a 500, not a 401).
+MAX_PROFILE_ID = 2**63
 # Clocks of the host that issued a token and the one checking it may differ this much.
 CLOCK_SLACK = 300
 
@@ -52,8 +55,8 @@ def _signer() -> signing.Signer:
 def issue(profile_id: int, *, ops: bool = False, ttl: int, now: float | None = None) -> str:
     if not 0 < ttl <= max_ttl(ops=ops):
         raise ValueError(f"a{'n ops' if ops else ' viewer'} token lives 1 to {max_ttl(ops=ops)} s, not {ttl}")
-    if profile_id < 0:
-        raise ValueError(f"a profile id is 0 or more, not {profile_id}")
+    if not 0 <= profile_id < MAX_PROFILE_ID:
+        raise ValueError(f"a profile id is 0 to {MAX_PROFILE_ID - 1}, not {profile_id}")
     expires_at = int((now if now is not None else time.time()) + ttl)
     scope = SCOPE_OPS if ops else SCOPE_VIEWER
     return _signer().sign(f"{profile_id}.{scope}.{expires_at}.g{settings.PREWARM_TOKEN_GENERATION}")
@@ -71,6 +74,8 @@ def verify(raw: str, now: float | None = None) -> Token:
         raise TokenError("token is malformed")
     pid, scope, exp, generation = match.groups()
     token = Token(int(pid), scope == SCOPE_OPS, int(exp), int(generation))
+    if token.profile_id >= MAX_PROFILE_ID:
+        raise TokenError("token is malformed")
     if token.generation < settings.PREWARM_TOKEN_GENERATION:
         raise TokenError("token has been revoked")
     now = now if now is not None else time.time()

@@ -8,6 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config import web
 from core.checks import DEV_SECRET_KEY
+from core.keys import PREFIX as KEY_PREFIX
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -130,8 +131,15 @@ def redis_cache_url(url: str, cluster: bool) -> tuple[str, bool]:
 REDIS_URL, PREWARM_REDIS_CLUSTER = redis_cache_url(
     os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), env_bool("PREWARM_REDIS_CLUSTER", False)
 )
-# Every cache key starts with this prefix; the schema version in core.keys follows it.
-PREWARM_KEY_PREFIX = os.environ.get("PREWARM_KEY_PREFIX", "pw")
+# Every cache key starts with this prefix; the schema version in core.keys follows it. Checked
+# here: a '*' or '?' in it would make the verifier's SCAN and seed_demo --reset's UNLINK reach
+# other applications' keys, and a brace would put every key in one Redis Cluster slot.
+PREWARM_KEY_PREFIX = os.environ.get("PREWARM_KEY_PREFIX") or "pw"
+if not KEY_PREFIX.fullmatch(PREWARM_KEY_PREFIX):
+    raise ImproperlyConfigured(
+        f"PREWARM_KEY_PREFIX must be 1-64 letters, digits, '_', '.' or '-' (not starting with one of the last three),"
+        f" got {PREWARM_KEY_PREFIX!r}"
+    )
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL
 if PREWARM_REDIS_CLUSTER and not os.environ.get("CELERY_BROKER_URL"):

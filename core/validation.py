@@ -35,3 +35,11 @@ def is_day(value: object) -> bool:
     except BadDay:
         return False
     return True
+
+
+def field_names(names) -> str:
+    """Unknown fields of a request, for a one-line message: plain names as they are, any other
+    (a newline, a quote, a thousand characters) as a short repr; at most five named."""
+    shown = [n if n.isidentifier() and len(n) <= 40 else repr(n[:40]) for n in sorted(names)[:5]]
+    more = len(names) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")

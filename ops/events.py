@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from core import validation
 from workers.app import INVALIDATE_QUEUE
 
 from .models import WarmupEvent
@@ -50,7 +51,7 @@ def apply(event: WarmupEvent, doc: dict, *, partial: bool = False) -> WarmupEven
         raise BadEvent("the body must be a JSON object")
     unknown = set(doc) - set(FIELDS)
     if unknown:
-        raise BadEvent(f"unknown fields: {', '.join(sorted(unknown))}")
+        raise BadEvent(f"unknown fields: {validation.field_names(unknown)}")
     missing = [] if partial else [f for f in ("name", "starts_at", "scope") if f not in doc]
     if missing:
         raise BadEvent(f"missing fields: {', '.join(missing)}")

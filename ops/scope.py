@@ -51,7 +51,7 @@ def parse(doc) -> Scope:
         raise BadScope("the scope must be a JSON object")
     unknown = set(doc) - set(KEYS)
     if unknown:
-        raise BadScope(f"unknown fields: {', '.join(sorted(unknown))}")
+        raise BadScope(f"unknown fields: {validation.field_names(unknown)}")
     if not doc:
         raise BadScope("give all, regions, profiles or epg_dates")
     if "all" in doc:

@@ -12,6 +12,7 @@ it again, and it runs at once.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
@@ -20,6 +21,8 @@ from core.redis_conn import client
 
 from . import coalesce, events
 from .app import INVALIDATE_QUEUE, app
+
+log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 300  # beat's scan interval (the seed's re-check interval)
 # Look a little past the next scan so a late tick leaves no gap; stay well under the Redis
@@ -104,11 +107,16 @@ def due(now_s: float) -> list[tuple[str, int, list[int]]]:
         return []
     pipe = r.pipeline(transaction=False)
     parsed = []
+    out, done = [], []
     for member in members:
-        kind, at = member.decode().rsplit(":", 1)
+        kind, _, at = member.decode("utf-8", "replace").rpartition(":")
+        if kind not in events.KINDS or not (at.isascii() and at.isdigit() and len(at) <= 12):
+            # Not one we wrote: it would name a key, and fail every sweep after this one.
+            log.error("forgetting a malformed edge %r", member[:80])
+            done.append(member)
+            continue
         parsed.append((member, kind, int(at)))
         pipe.smembers(keys.edge_key(kind, int(at)))
-    out, done = [], []
     for (member, kind, at), ids in zip(parsed, pipe.execute()):
         if ids:
             out.append((kind, at, sorted(int(i) for i in ids)))

@@ -36,6 +36,22 @@ def _argsrepr(kind: str, ids: list[int]) -> str:
     return f"({kind!r}, [{ids[0]}..{ids[-1]}] {len(ids)} ids)" if ids else f"({kind!r}, [])"
 
 
+def is_id(value: object) -> bool:
+    """A row id as Postgres keeps them (bigint), above 0; not a bool, a float or a string."""
+    return type(value) is int and 0 < value < 2**63
+
+
+def bad_input(kind: object, ids: object, not_before: object = None) -> str | None:
+    """Why a rebuild's arguments are not an event (None when they are): they name keys."""
+    if kind not in KINDS:
+        return f"unknown kind {kind!r:.40}"
+    if not isinstance(ids, list) or not all(is_id(i) for i in ids):
+        return f"ids must be a list of row ids, not {ids!r:.80}"
+    if not_before is not None and (type(not_before) not in (int, float) or not 0 <= not_before < 2**40):
+        return f"not_before must be epoch seconds, not {not_before!r:.40}"
+    return None
+
+
 def chunks(ids: list[int], size: int = BATCH) -> Iterable[list[int]]:
     for i in range(0, len(ids), size):
         yield ids[i : i + size]

@@ -3,9 +3,12 @@ after the broker accepted them. Several relays may run at once (FOR UPDATE SKIP 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import psycopg
 from django.conf import settings
@@ -46,6 +49,46 @@ def connect() -> psycopg.Connection:
     return conn
 
 
+_ID_LIMIT = 2**63
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Outbox rows sorted into what to rebuild, and what names nothing that can be rebuilt."""
+
+    ids: dict[str, set[int]]  # kind -> ids
+    committed: dict[str, float]  # kind -> the earliest commit among its rows (epoch s)
+    refused: list[tuple[object, str]]  # (row id, why), a row's bad ids even when the rest pass
+
+
+def sort_rows(rows: Iterable[tuple]) -> Batch:
+    """Group (id, kind, ids, created) rows by kind. The triggers write only good rows, but
+    anyone with INSERT on the table (another service, a hand-written fix) can write any:
+    an unknown kind, a NULL or a nested array in ids (one such row once failed every batch,
+    holding the outbox back for ever). Whatever names no event is refused with the reason;
+    every good id of a row is kept."""
+    grouped: dict[str, set[int]] = defaultdict(set)
+    committed: dict[str, float] = {}
+    refused: list[tuple[object, str]] = []
+    for row_id, kind, ids, created in rows:
+        if kind not in events.KINDS:
+            refused.append((row_id, f"unknown kind {kind!r:.40} with ids {ids!r:.80}"))
+            continue
+        if not isinstance(ids, list):
+            refused.append((row_id, f"{kind} ids are not an array: {ids!r:.80}"))
+            continue
+        good = [i for i in ids if type(i) is int and 0 < i < _ID_LIMIT]  # events.is_id, inlined: per id
+        if len(good) < len(ids):
+            bad = [i for i in ids if not events.is_id(i)]
+            refused.append((row_id, f"{len(bad)} {kind} ids are not row ids: {bad!r:.80}"))
+        if not good:
+            continue
+        grouped[kind].update(good)
+        if isinstance(created, float) and math.isfinite(created):
+            committed[kind] = min(created, committed.get(kind, created))
+    return Batch(dict(grouped), committed, refused)
+
+
 def drain_once(conn: psycopg.Connection, batch_rows: int = BATCH_ROWS) -> int:
     """Move one batch of outbox rows to Celery; returns rows relayed (0 when empty).
 
@@ -58,17 +101,14 @@ def drain_once(conn: psycopg.Connection, batch_rows: int = BATCH_ROWS) -> int:
         rows = conn.execute(_TAKE, [batch_rows]).fetchall()
         if not rows:
             return 0
-        grouped: dict[str, set[int]] = defaultdict(set)
-        committed: dict[str, float] = {}
-        for _id, kind, ids, created in rows:
-            grouped[kind].update(ids)
-            committed[kind] = min(created, committed.get(kind, created))
+        batch = sort_rows(rows)
+        for row_id, why in batch.refused:
+            # Deleted with the batch (kept, it would fail every batch after it), so said here.
+            log.error("outbox row %s refused: %s", row_id, why)
+        grouped = batch.ids
         tasks = 0
         for kind, ids in grouped.items():
-            if kind in events.KINDS:
-                tasks += events.publish(kind, ids, committed[kind], relay=True, seen_at=seen_at)
-            else:
-                log.error("dropping outbox rows of unknown kind %r", kind)
+            tasks += events.publish(kind, ids, batch.committed.get(kind), relay=True, seen_at=seen_at)
     # For the person watching `make run` (PREWARM_LOG_LEVEL=DEBUG): each change as it passes.
     if log.isEnabledFor(logging.DEBUG):  # the summary costs a join per batch otherwise
         log.debug(

@@ -43,6 +43,12 @@ def rebuild(
     `seen_at`, `sent_at`: when the relay took up the event and when it was published (the
     pipeline's hops, workers.lag). `ticket`: counts this task as waiting until it starts.
     """
+    refused = events.bad_input(kind, ids, not_before)
+    if refused:
+        # A message not from our producers (the broker takes JSON from anyone who can reach
+        # it): its kind and ids would name keys. Retrying cannot mend it.
+        log.error("refusing a %s task: %s", events.REBUILD_TASK, refused)
+        return {"refused": refused}
     # This task's metrics and its markers' release: one round trip at the end.
     with metrics.STORE.deferred() as finish:
         stamps = {"committed": committed_at, "seen": seen_at, "sent": sent_at, "started": time.time()}

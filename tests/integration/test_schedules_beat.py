@@ -171,3 +171,21 @@ def test_an_edge_task_lost_after_it_was_sent_is_sent_again_by_the_sweeper(catalo
     assert len(queued_rebuilds()) == 1  # given as long again before the next try
     tasks.rebuild.apply(args=(events.REGION, [region], at.timestamp()), kwargs={"not_before": at.timestamp()})
     assert edges.due(at.timestamp() + 1) == []  # started: forgotten
+
+
+def test_a_malformed_pending_edge_is_forgotten_with_a_log_line_not_a_failed_sweep(catalogue, broker_queue,
+                                                                                   redis_client, caplog):
+    """The pending index's members name edge keys: one that is not `<kind>:<second>` (written
+    by something else) made every sweep after it fail (a ValueError in int(), or a key from
+    junk); it is now said and dropped, and the good edges beside it still come back."""
+    region = catalogue["eu"].pk
+    at = services.selectors.db_now().replace(microsecond=0) - timedelta(seconds=5)
+    assert edges.queue(events.REGION, at, [region]) == 1
+    junk = ["x}*:5", "region:abc", "region", "region:99999999999999999999", "é:1"]
+    redis_client.zadd(keys.edges_pending_key(), dict.fromkeys(junk, at.timestamp()))
+    with caplog.at_level("ERROR", logger="workers.edges"):
+        assert edges.due(at.timestamp() + 1) == [(events.REGION, int(at.timestamp()), [region])]
+    assert sorted(m.decode() for m in redis_client.zrange(keys.edges_pending_key(), 0, -1)) == [
+        f"region:{int(at.timestamp())}"
+    ]
+    assert len([r for r in caplog.records if "forgetting a malformed edge" in r.getMessage()]) == len(junk)

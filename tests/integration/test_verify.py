@@ -144,7 +144,7 @@ def test_a_fragment_for_a_time_zone_no_region_uses_is_an_orphan_but_its_tombston
 
 def test_non_entry_keys_are_ignored(warm_world, redis_client):
     redis_client.set(keys.flight_key(keys.profile_key(warm_world.fan.pk)), "1", ex=10)
-    redis_client.set(keys.flight_key(keys.class_key("abc")), "1", ex=10)
+    redis_client.set(keys.flight_key(keys.class_key("0123456789abcdef")), "1", ex=10)  # no class of ours
     redis_client.hset(keys.dirty_key("profile"), "1", "q1")
     code, report = verify_cmd()
     assert code == 0, report

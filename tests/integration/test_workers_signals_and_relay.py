@@ -470,3 +470,53 @@ def test_only_tasks_sent_keep_their_tickets_when_a_send_fails_mid_way(clean, mon
         events.publish("profile", range(1, 2 * events.BATCH + 1), None)
     tickets = {m.decode() for m in clean.zrange(keys.inflight_key(), 0, -1)}
     assert len(calls) == 2 and tickets == {calls[0]}  # the sent task waits; the failed one does not
+
+
+def test_a_malformed_outbox_row_is_reported_and_never_holds_the_others_back(catalogue, clean, caplog):
+    """Anyone with INSERT on the outbox can write any row. A NULL in ids once made every batch
+    fail (the relay retried the same head row for ever, and no event after it was relayed);
+    an unknown kind vanished with one line for the kind. Each bad row is now named in the log
+    with its reason, and every good id, even one beside a NULL, is relayed."""
+    from django.db import connection
+
+    p = Profile.objects.create(region=catalogue["eu"], isp=catalogue["fibra"])
+    OutboxEvent.objects.all().delete()
+    clean.delete(keys.dirty_key("profile"))
+    purge("invalidate")
+    with connection.cursor() as cur:
+        cur.execute(
+            """INSERT INTO prewarm_outbox (kind, ids) VALUES
+               ('profile', ARRAY[NULL, %s]::bigint[]), ('bogus', '{1}'), ('region', '{{1,2},{3,4}}'),
+               ('profile', '{-4}'), ('channel', '{}') RETURNING id""",
+            [p.pk],
+        )
+        ids = [row[0] for row in cur.fetchall()]
+    with caplog.at_level("ERROR", logger="prewarm.relay"), relay.connect() as conn:
+        assert relay.drain(conn) == 5
+        assert relay.backlog(conn)[0] == 0
+    assert queued() == 1 and clean.hexists(keys.dirty_key("profile"), p.pk)  # the good id beside the NULL
+    said = {r.getMessage() for r in caplog.records if r.name == "prewarm.relay" and r.levelname == "ERROR"}
+    assert said == {
+        f"outbox row {ids[0]} refused: 1 profile ids are not row ids: [None]",
+        f"outbox row {ids[1]} refused: unknown kind 'bogus' with ids [1]",
+        f"outbox row {ids[2]} refused: 2 region ids are not row ids: [[1, 2], [3, 4]]",
+        f"outbox row {ids[3]} refused: 1 profile ids are not row ids: [-4]",
+    }, said
+
+
+@pytest.mark.parametrize("args", [
+    ("x}*", [1]), ("profile", ["1:*"]), ("profile", [True]), ("profile", "12"), ("region", [1.5]),
+    ("channel", [-1]), ("channel", [2**63]), ("profile", [[1]]), (None, [1]),
+])
+def test_a_rebuild_message_that_is_not_an_event_is_refused_and_names_no_key(clean, caplog, args):
+    """The broker takes JSON from anyone who reaches it. A task's kind named the markers' key
+    (`dirty:<kind>`) before the kind was looked up, and its ids were formatted into keys."""
+    from tests.key_grammar import is_key
+
+    before = set(clean.scan_iter(match=f"{keys.prefix()}:*"))
+    with caplog.at_level("ERROR", logger="workers.tasks"):
+        result = tasks.rebuild.apply(args=args).get()
+    assert "refused" in result
+    after = set(clean.scan_iter(match=f"{keys.prefix()}:*"))
+    assert after == before and all(is_key(k) for k in after), after - before
+    assert any(r.getMessage().startswith("refusing a prewarm.rebuild task: ") for r in caplog.records)

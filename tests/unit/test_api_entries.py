@@ -84,3 +84,32 @@ def test_if_none_match_forms():
     assert etag_matches("*", '"a"')
     assert not etag_matches(None, '"a"') and not etag_matches('"b"', '"a"') and not etag_matches("", '"a"')
 
+
+
+# -- what a read-back entry may name (issue 13: keys are never built from unvalidated input) --
+
+
+@pytest.mark.parametrize("class_id", [b"x}:*", b"0123456789abcdef:flight", b"0123456789ABCDEF", b"", b"\xff" * 16,
+                                      b"0123456789abcde", b"0123456789abcdef0"])
+def test_a_profile_whose_class_is_not_a_class_id_is_malformed(class_id):
+    """The class field names the next key read: junk there is a miss (rebuilt), never a key."""
+    with pytest.raises(BadEntry):
+        parse_profile(1, {**PROFILE, b"class": class_id})
+
+
+def class_with(**data):
+    doc = {**orjson.loads(CLASS[b"data"]), **data}
+    return {**CLASS, b"data": orjson.dumps(doc)}
+
+
+@pytest.mark.parametrize("data", [
+    {"allowed_ids": ["1}:*"]}, {"allowed_ids": [1.5]}, {"allowed_ids": [True]}, {"allowed_ids": [0]},
+    {"allowed_ids": [-3]}, {"allowed_ids": [2**63]}, {"allowed_ids": 5}, {"allowed_ids": {"1": 1}},
+    {"tz": "Europe/London}|2026-01-01"}, {"tz": "Mars/Olympus"}, {"tz": "../../etc/passwd"}, {"tz": ""}, {"tz": 3},
+    {"allowed": "news"}, {"allowed": [1]}, {"denied": ["local"]}, {"denied": {"local": 1}}, {"region": None},
+])
+def test_a_class_entry_of_the_wrong_shape_is_malformed(data):
+    """Its channel ids and zone name the EPG keys, and the zone picks the guide's day: a field
+    of the wrong type or an unknown zone is a miss (rebuilt), never a key or an error."""
+    with pytest.raises(BadEntry):
+        parse_class(class_with(**data))

@@ -1,6 +1,7 @@
 """config.settings: no process starts without a real secret unless DEBUG; `check --deploy` flags the built-in one."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -113,3 +114,77 @@ def test_https_settings_come_from_the_environment():
                                                  True, True]
     assert settings_of(*names, SECRET_KEY=PRODUCTION["SECRET_KEY"]) == [False, None, 0, False, False, False, False]
     assert settings_of("SESSION_COOKIE_SECURE", **{**PRODUCTION, "PREWARM_SECURE_COOKIES": "0"}) == [False]
+
+
+@pytest.mark.parametrize("prefix", ["pw*", "pw:x", "{pw}", "p w", "pwé", "", "-pw", "x" * 65])
+def test_a_key_prefix_outside_the_key_grammar_stops_the_process(prefix):
+    """A '*' in it would make the verifier's SCAN and seed_demo --reset's UNLINK reach other
+    applications' keys; a brace would put every key in one Redis Cluster slot."""
+    out = manage_check(SECRET_KEY="a-real-secret-from-the-environment", PREWARM_KEY_PREFIX=prefix)
+    if prefix == "":
+        assert out.returncode == 0  # unset: the default
+    else:
+        assert out.returncode != 0 and "PREWARM_KEY_PREFIX must be" in out.stderr, out.stderr
+
+
+# -- secrets only from the environment -------------------------------------------------------
+
+SECRET = {"SECRET_KEY": PRODUCTION["SECRET_KEY"]}
+URLS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
+
+
+def test_every_secret_and_password_comes_from_the_environment():
+    names = ("SECRET_KEY", "PREWARM_TOKEN_KEY", "DATABASES", "REDIS_URL", "CELERY_BROKER_URL")
+    env = {**SECRET, "PREWARM_TOKEN_KEY": "token-key-from-the-environment",
+           "DATABASE_URL": "postgres://app:db-pw-from-env@db.example:5432/prewarm",
+           "REDIS_URL": "redis://:cache-pw-from-env@cache.example:6379/0",
+           "CELERY_BROKER_URL": "redis://:broker-pw-from-env@broker.example:6379/0"}
+    secret, token_key, databases, redis_url, broker_url = settings_of(*names, **env)
+    assert (secret, token_key) == (env["SECRET_KEY"], env["PREWARM_TOKEN_KEY"])
+    assert databases["default"]["PASSWORD"] == "db-pw-from-env"
+    assert (redis_url, broker_url) == (env["REDIS_URL"], env["CELERY_BROKER_URL"])
+
+
+def test_without_the_environment_no_password_is_made_up():
+    """The defaults name local development servers, with no password in them; the token key,
+    when not given, is derived from SECRET_KEY (itself required), never a literal."""
+    token_key, databases, redis_url, broker_url = settings_of("PREWARM_TOKEN_KEY", "DATABASES", "REDIS_URL",
+                                                              "CELERY_BROKER_URL", **SECRET)
+    assert databases["default"]["PASSWORD"] in ("", None)
+    assert "@" not in redis_url and "@" not in broker_url
+    other_key = settings_of("PREWARM_TOKEN_KEY", SECRET_KEY="another-secret-of-the-environment")[0]
+    assert token_key != other_key and SECRET["SECRET_KEY"] not in token_key
+
+
+# Assignments of a quoted literal to a secret-sounding name, a URL with a literal password
+# (not a ${VAR} reference), and long random-looking literals (keys, tokens).
+SECRET_LITERALS = [
+    re.compile(r"""(?i)(secret|passw(or)?d|token_key|api_key|private_key)\w*["']?\s*[:=]\s*["'](?!\$\{)[^"'\s]{4,}"""),
+    re.compile(r"""(?i)^\s*-?\s*\w*(secret|passw(or)?d)\w*\s*:\s*(?![$'"\[{])\S{4,}"""),  # YAML, unquoted
+    re.compile(r"""\b[a-z][a-z0-9+]*://[^\s/:@'"]*:(?!\$\{)[^\s@'"]+@"""),
+    re.compile(r"""["'](?=[A-Za-z0-9+/_=-]*[0-9])(?=[A-Za-z0-9+/_=-]*[A-Z])[A-Za-z0-9+/_=-]{32,}["']"""),
+]
+
+
+def committed_config_files():
+    return sorted([*(ROOT / "config").glob("*.py"), ROOT / "docker-compose.yml", ROOT / "Dockerfile",
+                   ROOT / "Procfile"])
+
+
+def test_no_secret_is_written_in_config_or_compose():
+    found = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for path in committed_config_files()
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if any(p.search(line) for p in SECRET_LITERALS)
+    ]
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("line", [
+    'SECRET_KEY = "Kq3v-x8PqZ2m9LwT4rN7yB1cD6fH0jK5sV"', "  POSTGRES_PASSWORD: hunter22",
+    "  DATABASE_URL: postgres://prewarm:prewarm@postgres:5432/prewarm", 'PREWARM_TOKEN_KEY = "abcdef123456"',
+    'KEY = "AKIAIOSFODNN7EXAMPLEkq3v8PqZ2m9LwT4r"',
+])
+def test_the_secret_scan_finds_a_written_secret(line):
+    assert any(p.search(line) for p in SECRET_LITERALS)
