@@ -12,8 +12,9 @@ KIND = r"[a-z]{1,16}"  # workers.events names three; the builders take any such 
 METRIC = r"[a-z][a-z0-9_]*(?::[A-Za-z0-9_.+-]*)*"
 FAMILIES = (
     rf"profile:{ID}", r"class:[0-9a-f]{16}", rf"classes:{CODE}", rf"epg:\{{{ZONE}\|{DAY}\}}(?::{ID})?",
-    rf"dirty:{KIND}", r"inflight", r"inflight:bell", rf"edge:{KIND}:{ID}", r"edges:pending", r"edges:scanned",
-    r"metrics:counters", r"metrics:gauges", rf"metrics:histogram:{METRIC}(?::samples)?", r"verify:cursor",
+    rf"dirty:\{{coalesce\}}:{KIND}", r"inflight:\{coalesce\}", r"inflight:\{coalesce\}:bell", rf"edge:{KIND}:{ID}",
+    r"edges:pending", r"edges:scanned",
+    r"metrics:counters", r"metrics:gauges", rf"metrics:histogram:{METRIC}(?::samples)?", r"verify:cursor", r"filled",
 )
 # Nothing a SCAN pattern or a hash tag reads specially outside the one tag; printable ASCII.
 SAFE = re.compile(r"[A-Za-z0-9_.+/|:{}-]{1,256}")
