@@ -49,6 +49,19 @@ def start_proc(service_env, tmp_path):
     stop_or_fail(started)
 
 
+@pytest.fixture
+def stack(fault_pg, tmp_path):
+    """The whole deployment on the module's `fault_pg` (tests/acceptance/stack.py), stopped after."""
+    from .faults import secrets
+    from .stack import Stack
+
+    deployment = Stack(fault_pg, tmp_path, secrets())
+    try:
+        yield deployment.start()
+    finally:
+        deployment.stop()
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/acceptance/" in item.nodeid:
