@@ -71,7 +71,10 @@ class HotLane:
             return self.app(environ, start_response)
         status, headers, body = answer
         start_response(status, headers)
-        return [body]
+        # granian sends a one-item list as a fixed body, and for a 304 then drops the
+        # Content-Length: 0 Django's answer has; any other iterable (Django's response, a
+        # tuple) keeps the headers as given. The list is its faster path for the rest.
+        return [body] if body else (body,)
 
     def answer(self, environ) -> tuple[str, list[tuple[str, str]], bytes] | None:
         """(status, headers, body) of a warm viewer read, or None: Django answers."""
