@@ -37,6 +37,7 @@ CHECKED_VIEWERS = 20  # the byte check's viewers (each on every kept day)
 
 def start(ctx: Context) -> None:
     """Every peer's server, the byte check, then the floors sized from the EPG bodies seen."""
+    wrkbench.ensure_wrk()  # `bench api` did; a fresh machine's `bench run` stopped at its first wrk
     ctx.viewers = wrkbench.viewers(ctx.plan.viewers)
     for name in ctx.peers:
         ctx.servers[name] = servers.peer(name, ctx.env)
