@@ -3,7 +3,8 @@
 A GET of /api/v1/me/{profile, channels, epg, playback/<code>} with a token this process has
 verified before, a Host Django accepted, and every entry the view would read already in the
 in-process cache gets the status, headers and bytes the view would give, without a request
-object, routing, middleware or a response object (Django costs ~60% of such a request).
+object, routing, middleware or a response object: ~3 us of Python where Django takes 30-40
+(measured in process, one warm viewer).
 Anything else, and any doubt, goes to Django untouched: a miss, a token not seen yet, an
 unusual header or query spelling, a request the HTTPS redirect would bounce, other methods
 and routes. tests/integration/test_api_hot_lane.py compares both paths byte for byte.
