@@ -66,14 +66,19 @@ def _verified(header: str | None) -> tokens.Token | HttpResponse:
     return token
 
 
+def remembered(header: str | None) -> tokens.Token | None:
+    """The token of a header in the usual spelling whose signature this process verified
+    before (a slice and a lookup); None for anything else. Expiry and scope are not checked."""
+    if header and len(header) <= _MAX_HEADER and header.startswith(BEARER):
+        return _memo.get(header[_SKIP:])
+    return None
+
+
 def authenticate(request, *, ops: bool) -> tokens.Token | HttpResponse:
     """The request's token, or the 401/403 JSON response to send instead."""
     header = request.META.get("HTTP_AUTHORIZATION")
-    # The usual spelling costs a slice and a lookup; anything else goes through the parser.
-    token = None
-    if header and len(header) <= _MAX_HEADER and header.startswith(BEARER):
-        token = _memo.get(header[_SKIP:])
-    if token is None:
+    token = remembered(header)
+    if token is None:  # not seen, or an unusual spelling: the parser decides
         token = _verified(header)
         if isinstance(token, HttpResponse):
             return token

@@ -193,7 +193,7 @@ def epg(view: Viewer, day: str) -> tuple[EpgEntry, bool]:
     now = time.time()
     if not view.degraded:
         cache = local_layer.get().cache
-        local_key = ("epg", view.profile.class_id, day)
+        local_key = local_layer.epg_key(view.profile.class_id, day)
         entry = cache.get(local_key)
         if entry is not None and entry.valid_until > now:
             HITS["epg", "local"] += 1

@@ -49,6 +49,12 @@ def _start() -> Tracker:
         return tracker
 
 
+def epg_key(class_id: str, day: str) -> tuple[str, str, str]:
+    """The cache's key of a class's assembled guide for a local day (a profile's is its id, a
+    class's its Redis key): one spelling for the reads that store it and those that serve it."""
+    return ("epg", class_id, day)
+
+
 def reset() -> None:
     """Stop the tracker and forget it (tests that point at another Redis)."""
     with _state_lock:

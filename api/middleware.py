@@ -54,9 +54,9 @@ class ApiFastPath:
         self.known_hosts: set[str] | None = None if settings.USE_X_FORWARDED_HOST else set()
         # SecurityMiddleware's headers are constant but for HSTS (HTTPS only): computed once.
         self.headers = tuple(
-            (name.lower(), (name, value)) for name, value in _security_headers(self.security, secure=False).items()
+            (name.lower(), (name, value)) for name, value in security_headers(self.security, secure=False).items()
         )
-        self.sts = _security_headers(self.security, secure=True).get("Strict-Transport-Security")
+        self.sts = security_headers(self.security, secure=True).get("Strict-Transport-Security")
 
     def __call__(self, request):
         path = request.path_info
@@ -111,7 +111,7 @@ def _no_route(request):
     return error(404, "not_found", f"no route {request.path_info[:200]!r}")
 
 
-def _security_headers(security: SecurityMiddleware, *, secure: bool) -> dict[str, str]:
+def security_headers(security: SecurityMiddleware, *, secure: bool) -> dict[str, str]:
     """The headers SecurityMiddleware adds to a response of a plain or an HTTPS request."""
     from django.http import HttpResponse
 

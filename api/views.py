@@ -3,15 +3,12 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from django.http import HttpResponse, HttpResponseNotModified
 
-from core import services, validation
-from core.builders import local_day_bounds
+from core import validation
 
-from . import cache_reads
+from . import cache_reads, guide_days
 from .entries import profile_body, profile_etag
 from .errors import error
 from .http import JSON, VIEWER, endpoint, etag_matches
@@ -96,32 +93,13 @@ def me_channels(request, token):
     return HttpResponse(view.cls.channels_body, content_type=JSON, headers=headers)
 
 
-# Per time zone: (valid until, today, kept days, first, last); recomputed at local midnight.
-_windows: dict[str, tuple[float, str, frozenset[str], str, str]] = {}
-
-
-def _window(tz: str, now: float):
-    window = _windows.get(tz)
-    if window is None or window[0] <= now:
-        moment = datetime.fromtimestamp(now, UTC)
-        days = services.epg_days(tz, moment)
-        today = moment.astimezone(ZoneInfo(tz)).date()
-        _, midnight = local_day_bounds(today, tz)
-        window = (
-            midnight.timestamp(), today.isoformat(), frozenset(d.isoformat() for d in days),
-            days[0].isoformat(), days[-1].isoformat(),
-        )
-        _windows[tz] = window
-    return window
-
-
 def _requested_day(request, tz: str) -> str | HttpResponse:
-    _, today, kept, first, last = _window(tz, time.time())
+    days = guide_days.window(tz, time.time())
     if not request.META.get("QUERY_STRING"):
-        return today
+        return days.today
     values = request.GET.getlist("date")
     if not values:
-        return today
+        return days.today
     if len(values) > 1:
         return error(400, "bad_date", "give date at most once")
     raw = values[0]
@@ -129,9 +107,9 @@ def _requested_day(request, tz: str) -> str | HttpResponse:
         validation.parse_day(raw)
     except validation.BadDay as exc:
         return error(400, "bad_date", str(exc))
-    if raw not in kept:
+    if raw not in days.kept:
         # A well-formed date whose guide is not kept: no such resource rather than bad input.
-        return error(404, "date_not_kept", f"the guide is kept from {first} to {last} ({tz})")
+        return error(404, "date_not_kept", f"the guide is kept from {days.first} to {days.last} ({tz})")
     return raw
 
 

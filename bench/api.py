@@ -36,6 +36,8 @@ STABLE_S = 3600  # viewers picked keep their entitlement at least this long
 ATTEMPTS = 3      # a measurement another job overlapped is taken again, this many times at most
 ROUNDS = 2        # A/B comparisons alternate the two servers this many times, best of each kept
 P99_TARGET_MS = 5.0
+# What PREWARM_GC_TUNING is measured on: the floor, and the hot lane's three warm reads (#14).
+GC_ENDPOINTS = ["floor 2 KB", "playback 200", "profile", "epg"]
 
 FLOOR_2K = "/api/bench/floor-2k"
 FLOOR_EPG = "/api/bench/floor-epg"
@@ -384,12 +386,12 @@ def run(args) -> None:
         on = Server("granian", env, PREWARM_GC_TUNING="1")
         try:
             print(f"GC tuning on/off, ports {on.port}/{main.port}", flush=True)
-            gc = paired((on, "GC_TUNING=1"), (main, "GC_TUNING=0"), ["floor 2 KB", "playback 200"])
+            gc = paired((on, "GC_TUNING=1"), (main, "GC_TUNING=0"), GC_ENDPOINTS)
         finally:
             on.stop()
         for config in ("GC_TUNING=1", "GC_TUNING=0"):
             floor = gc[(config, "floor 2 KB")].rps
-            for name in ("floor 2 KB", "playback 200"):
+            for name in GC_ENDPOINTS:
                 r = gc[(config, name)]
                 row("granian", config, name, c, r, ratio_to(floor, r.rps, "floor 2 KB") if name != "floor 2 KB"
                     else "1.00 (floor)", load=f"best of {ROUNDS}")
@@ -423,7 +425,7 @@ def run(args) -> None:
     notes += [
         f"warm EPG vs naive EPG: {res['epg'].rps / res['naive epg'].rps:,.0f}x the throughput (target >= 100x)",
         "GC tuning off -> on: " + "; ".join(
-            f"{n} {delta(gc[('GC_TUNING=1', n)], gc[('GC_TUNING=0', n)])}" for n in ("floor 2 KB", "playback 200")),
+            f"{n} {delta(gc[('GC_TUNING=1', n)], gc[('GC_TUNING=0', n)])}" for n in GC_ENDPOINTS),
         "local profiles off -> on: " + "; ".join(
             f"{n} {delta(local[('LOCAL_PROFILES=1', n)], local[('LOCAL_PROFILES=0', n)])}"
             for n in ("profile", "playback 200", "epg")),

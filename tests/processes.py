@@ -37,11 +37,11 @@ def wait_web(proc, url, timeout=60):
 class WebServer:
     """`python -m config.web` (granian, as the Procfile runs it) on a free port."""
 
-    def __init__(self, env, log_path):
+    def __init__(self, env, log_path, target=web.TARGET):
         self.port = procs.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**env, "PREWARM_LOG_LEVEL": "WARNING", "HOST": "127.0.0.1", "PORT": str(self.port)}
-        self.proc = procs.spawn("web", [sys.executable, "-m", "config.web"], log_path, cwd=ROOT, env=env)
+        self.proc = procs.spawn("web", [sys.executable, "-m", "config.web", target], log_path, cwd=ROOT, env=env)
         try:
             wait_web(self.proc, self.url)
         except procs.ProcessError:
