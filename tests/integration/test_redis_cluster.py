@@ -159,7 +159,7 @@ def test_the_coalescing_keys_share_one_slot(on_cluster):
 
 def test_a_built_at_from_postgres_orders_same_version_writes_per_slot(on_cluster):
     store = services.store()
-    names = [keys.class_key(f"c{i}") for i in range(10)]
+    names = [keys.class_key(f"{i:016x}") for i in range(10)]
     assert all(store.write_many(((k, Entry(3, {"data": b"new"})) for k in names), 2000))
     assert not any(store.write_many(((k, Entry(3, {"data": b"old"})) for k in names), 1999))
 
