@@ -16,6 +16,16 @@ def celery_argv(queues="invalidate,warmup", concurrency=2, pool="prefork"):
     ]
 
 
+def procfile() -> dict[str, str]:
+    """The Procfile's processes: name -> command line."""
+    entries = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, sep, command = line.partition(":")
+        if sep and name.strip() and not name.lstrip().startswith("#"):
+            entries[name.strip()] = command.strip()
+    return entries
+
+
 def stop_or_fail(children, grace=procs.STOP_GRACE):
     """Stop them all (even after one hangs), then fail naming each that ignored SIGTERM."""
     hung = procs.stop_all(list(children), grace)

@@ -23,7 +23,7 @@ import redis
 import requests
 
 from tests.conftest import RedisServer
-from tests.processes import stop_or_fail, wait_web
+from tests.processes import procfile, stop_or_fail, wait_web
 from tests.waiting import ROOT
 from tools import devstack, procs
 
@@ -33,15 +33,6 @@ READY = {"worker": "ready.", "worker2": "ready.", "warmup": "ready.", "beat": "b
 # chunks come back within a scenario. The Guarantees table names them beside each figure.
 TIMERS = {"PREWARM_BROKER_VISIBILITY_TIMEOUT": "20", "PREWARM_WARMUP_LEASE_SECONDS": "10",
           "PREWARM_WARMUP_SENT_STALE_SECONDS": "20"}
-
-
-def procfile() -> dict[str, str]:
-    entries = {}
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        name, sep, command = line.partition(":")
-        if sep and name.strip() and not name.lstrip().startswith("#"):
-            entries[name.strip()] = command.strip()
-    return entries
 
 
 class Postgres:

@@ -7,22 +7,13 @@ import time
 
 import pytest
 
-from tests.processes import stop_or_fail, wait_web
+from tests.processes import procfile, stop_or_fail, wait_web
 from tests.waiting import ROOT
 from tools import procs
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.django_db(transaction=True)]
 READY = {"worker": "ready.", "worker2": "ready.", "warmup": "ready.", "beat": "beat: Starting...", "relay": "caught up"}
 SETTLE_S = 2  # a process that fails just after its ready line (a missing table) is caught here
-
-
-def procfile():
-    entries = {}
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        name, sep, command = line.partition(":")
-        if sep and name.strip() and not name.lstrip().startswith("#"):
-            entries[name.strip()] = command.strip()
-    return entries
 
 
 def untracked():
