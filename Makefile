@@ -37,7 +37,7 @@ run: $(STAMP)  ## servers + migrate + seed + collectstatic + Procfile (PORT=8000
 test: $(STAMP)  ## pytest against throw-away servers (PYTEST_ARGS="-k ...")
 	$(DEVSTACK) exec --throwaway -- python -m pytest $(PYTEST_ARGS)
 
-soak: $(STAMP)  ## the long runs (model-based, 20,000 sequences by default): hours
+soak: $(STAMP)  ## the long runs (model-based, 20,000 sequences; a 2-minute run per fault): hours
 	$(DEVSTACK) exec --throwaway -- python -m pytest -m soak -s $(PYTEST_ARGS)
 
 services: $(STAMP)  ## only the servers (data in .devstack/); prints the env to use
