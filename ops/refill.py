@@ -11,10 +11,13 @@ Under `maxmemory` with an LRU or random policy the mark can be evicted like any 
 Redis has evicted keys since it started, a missing mark says nothing about a restart, and a
 full warm-up would only evict more: none starts, and the warning says why. (Each look reads
 the mark with GET, which counts as a use, so an LRU policy keeps it among the last to go.)
+On a Redis Cluster the mark lives on one node: a restart of another node alone is not seen.
 """
 from __future__ import annotations
 
 import logging
+
+import redis
 
 from core import keys, redis_conn
 
@@ -30,7 +33,7 @@ def check() -> int | None:
     client = redis_conn.client()
     if client.get(keys.filled_key()) is not None:
         return None
-    evicted = int(client.info("stats").get("evicted_keys", 0))
+    evicted = evicted_keys(client)
     if evicted:
         log.warning("no full warm-up mark, but Redis evicted %d keys since it started: not refilling a "
                     "cache that is out of memory (reads rebuild what they miss)", evicted)
@@ -40,3 +43,12 @@ def check() -> int | None:
         return None  # one that started before the loss: the next look after it ends starts another
     log.warning("the cache lost its data (no full warm-up mark): started full warm-up job %s", job.pk)
     return job.pk
+
+
+def evicted_keys(client) -> int:
+    """Keys Redis evicted since it started: on a cluster, every primary's (INFO alone asks one)."""
+    if isinstance(client, redis.RedisCluster):
+        replies = client.info("stats", target_nodes=redis.RedisCluster.PRIMARIES)
+        per_node = replies.values() if all(isinstance(v, dict) for v in replies.values()) else [replies]
+        return sum(int(stats.get("evicted_keys", 0)) for stats in per_node)
+    return int(client.info("stats").get("evicted_keys", 0))

@@ -51,3 +51,32 @@ def test_no_refill_while_redis_evicts(catalogue, throwaway_redis, settings, quie
         assert not WarmupJob.objects.exists()
     finally:
         redis_conn.reset()
+
+
+def test_the_check_on_a_cluster_asks_every_primary(catalogue, on_cluster, redis_cluster, quiet_sends):
+    from ops.refill import evicted_keys
+
+    bulk_profiles(catalogue, 5)
+    client = redis_conn.client()
+    assert evicted_keys(client) == 0
+    job_id = refill.check()
+    assert job_id is not None and client.get(keys.filled_key()) == str(job_id).encode()
+    assert refill.check() is None
+
+    # Evictions on every node but the one INFO would ask alone: the check must still see them.
+    default = client.get_default_node().port
+    nodes = [redis.Redis(port=port) for port in redis_cluster.ports if port != default]
+    client.delete(keys.filled_key())
+    try:
+        for node in nodes:
+            node.config_set("maxmemory-policy", "allkeys-lru")
+            node.config_set("maxmemory", int(node.info("memory")["used_memory"]) + 1_000_000)
+        for n in range(600):  # 6 MB over three nodes, two of them with 1 MB of room
+            client.set(f"filler:{n}", b"x" * 10_000)
+        assert evicted_keys(client) > 0
+        WarmupJob.objects.filter(pk=job_id).update(state=JobState.DONE)
+        assert refill.check() is None
+    finally:
+        for node in nodes:
+            node.config_set("maxmemory", 0)
+            node.config_resetstat()
