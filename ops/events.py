@@ -58,6 +58,8 @@ def apply(event: WarmupEvent, doc: dict, *, partial: bool = False) -> WarmupEven
     if "name" in doc:
         if not isinstance(doc["name"], str) or not 1 <= len(doc["name"].strip()) <= 200:
             raise BadEvent("name must be a string of 1 to 200 characters")
+        if not doc["name"].isprintable():  # Postgres refuses NUL in text: that was a 500
+            raise BadEvent("name must not contain control characters")
         event.name = doc["name"].strip()
     if "starts_at" in doc:
         event.starts_at = _moment(doc["starts_at"])

@@ -75,6 +75,7 @@ def test_an_event_keeps_one_clocked_schedule_at_its_warm_up_time(ops, purge_queu
         ({"name": "x", "starts_at": "9999-12-31T23:00:00-05:00", "scope": {"all": True}}, "within 366 days"),
         ({"name": "x", "starts_at": "0001-01-01T00:10:00Z", "scope": {"all": True}}, "has passed"),
         ({"name": "", "starts_at": SOON, "scope": {"all": True}}, "name must be"),
+        ({"name": "cup\x00final", "starts_at": SOON, "scope": {"all": True}}, "control characters"),
         ({"name": "x", "starts_at": SOON, "scope": {}}, "scope: give all"),
         ({"name": "x", "starts_at": SOON, "scope": {"all": True}, "lead_seconds": -1},
          "lead_seconds must be"),
