@@ -20,8 +20,6 @@ import logging
 import time
 
 from django.conf import settings
-from django.core.exceptions import DisallowedHost
-from django.http import HttpRequest
 from django.middleware.security import SecurityMiddleware
 
 from core import validation
@@ -30,7 +28,7 @@ from . import auth, guide_days, local_layer
 from .entries import profile_body, profile_etag
 from .http import JSON, etag_matches
 from .metrics import HITS
-from .middleware import security_headers
+from .middleware import KnownHosts, security_headers
 from .views import CACHE_CONTROL
 
 log = logging.getLogger("prewarm.api")
@@ -46,21 +44,16 @@ CONTENT_TYPE = ("Content-Type", JSON)
 class HotLane:
     """WSGI app: warm viewer reads here, the rest to `app` (Django's WSGI handler)."""
 
-    # Hosts Django's check accepted, remembered as ApiFastPath does (bounded: a wildcard in
-    # ALLOWED_HOSTS admits any number; a host past the bound costs one check a request).
-    KNOWN_HOSTS = 64
-
     def __init__(self, app) -> None:
         self.app = app
         security = SecurityMiddleware(lambda request: None)
         self.redirect = security.redirect
-        self.forwarded_host = settings.USE_X_FORWARDED_HOST
         self.proxy_ssl = settings.SECURE_PROXY_SSL_HEADER
         plain = tuple(security_headers(security, secure=False).items())
         sts = security_headers(security, secure=True).get("Strict-Transport-Security")
         # What ApiFastPath adds after the view's headers: [plain request, HTTPS request].
         self.security = (plain, (*plain, ("Strict-Transport-Security", sts)) if sts else plain)
-        self.hosts: set[str] = set()
+        self.hosts = KnownHosts()  # Hosts Django's check accepted, as ApiFastPath remembers them
 
     def __call__(self, environ, start_response):
         try:
@@ -87,7 +80,7 @@ class HotLane:
         if query and (route != "epg" or not query.startswith(DATE)):
             return None
         secure = self._secure(environ)
-        if (self.redirect and not secure) or not self._host_allowed(environ):
+        if (self.redirect and not secure) or not self.hosts.allows(environ):
             return None
         now = time.time()
         token = auth.remembered(environ.get("HTTP_AUTHORIZATION"))
@@ -149,23 +142,3 @@ class HotLane:
             if value is not None:
                 return value.split(",", 1)[0].strip() == secure_value
         return environ.get("wsgi.url_scheme") == "https"
-
-    def _host_allowed(self, environ) -> bool:
-        """Whether request.get_host() would pass; a request with no Host header is Django's."""
-        if self.forwarded_host and "HTTP_X_FORWARDED_HOST" in environ:
-            host = environ["HTTP_X_FORWARDED_HOST"]
-        else:
-            host = environ.get("HTTP_HOST")
-        if host in self.hosts:
-            return True
-        if host is None:
-            return False
-        probe = HttpRequest()
-        probe.META = {"HTTP_HOST": host}  # what _get_raw_host reads once the header is chosen
-        try:
-            probe.get_host()
-        except DisallowedHost:
-            return False
-        if len(self.hosts) < self.KNOWN_HOSTS:
-            self.hosts.add(host)
-        return True
